@@ -1,0 +1,43 @@
+//! One access unit of one track.
+
+use bytes::Bytes;
+
+/// Which track of a stream a frame belongs to. liverec records at most one video and one
+/// audio track per stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TrackKind {
+    Video,
+    Audio,
+}
+
+/// One access unit (a video picture or an audio frame).
+///
+/// Timestamps are milliseconds on the stream's own timeline after normalisation (unwrapped,
+/// monotonic per track, gaps bridged), so `dts` never goes backwards within a track.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub track: TrackKind,
+    /// Decode timestamp, milliseconds.
+    pub dts: i64,
+    /// Composition offset (`pts - dts`), milliseconds; non-zero with B-frames.
+    pub cts: i32,
+    /// A random access point: an IDR/IRAP picture, an AV1 key frame; every audio frame is one.
+    pub keyframe: bool,
+    /// The codec payload exactly as an MP4 sample holds it:
+    /// - H.264 / H.265: NAL units, each prefixed by its length in `nal_length_size` bytes
+    ///   (from the decoder configuration record);
+    /// - AV1: low-overhead OBUs (no temporal delimiters required);
+    /// - AAC: one raw AAC frame (no ADTS header).
+    pub data: Bytes,
+}
+
+impl Frame {
+    /// Presentation timestamp in milliseconds.
+    pub fn pts(&self) -> i64 {
+        self.dts + i64::from(self.cts)
+    }
+
+    pub fn is_video(&self) -> bool {
+        self.track == TrackKind::Video
+    }
+}
