@@ -6,7 +6,9 @@
 //! No I/O and no async here.
 
 pub mod codec;
+pub mod flv;
 pub mod frame;
+pub mod timestamp;
 
 pub use codec::{AudioCodec, AudioConfig, CodecConfig, Tracks, VideoCodec, VideoConfig};
 pub use frame::{Frame, TrackKind};

@@ -1,0 +1,136 @@
+//! The GOP cache: every frame since the latest keyframe, so a recording started mid-stream
+//! begins with a decodable picture from before the command (pre-roll).
+
+use std::collections::VecDeque;
+
+use liverec_media::{Frame, TrackKind};
+
+/// Default cap of one stream's cache (DESIGN.md: 16 MiB).
+pub const DEFAULT_GOP_CACHE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Frames from the latest keyframe on, with their hub sequence numbers.
+#[derive(Debug)]
+pub struct GopCache {
+    frames: VecDeque<(u64, Frame)>,
+    bytes: usize,
+    cap_bytes: usize,
+    /// The current GOP outgrew the cap: nothing is cached until the next keyframe.
+    overflowed: bool,
+    overflows: u64,
+}
+
+impl GopCache {
+    pub fn new(cap_bytes: usize) -> Self {
+        Self {
+            frames: VecDeque::new(),
+            bytes: 0,
+            cap_bytes,
+            overflowed: false,
+            overflows: 0,
+        }
+    }
+
+    /// Adds a frame. `has_video` says whether the stream has a video track: then only a video
+    /// keyframe starts a GOP; an audio-only stream's GOP is its latest frame.
+    pub fn push(&mut self, seq: u64, frame: &Frame, has_video: bool) {
+        let starts_gop = frame.keyframe && (frame.track == TrackKind::Video || !has_video);
+        if starts_gop {
+            self.clear();
+            self.overflowed = false;
+        } else if self.frames.is_empty() || self.overflowed {
+            // Nothing decodable to append to.
+            return;
+        }
+        let size = frame.data.len();
+        if self.bytes + size > self.cap_bytes {
+            self.clear();
+            self.overflowed = true;
+            self.overflows += 1;
+            return;
+        }
+        self.bytes += size;
+        self.frames.push_back((seq, frame.clone()));
+    }
+
+    pub fn clear(&mut self) {
+        self.frames.clear();
+        self.bytes = 0;
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &(u64, Frame)> {
+        self.frames.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// How many GOPs lost their pre-roll because they outgrew the cap.
+    pub fn overflows(&self) -> u64 {
+        self.overflows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn frame(track: TrackKind, dts: i64, keyframe: bool, size: usize) -> Frame {
+        Frame {
+            track,
+            dts,
+            cts: 0,
+            keyframe,
+            data: Bytes::from(vec![0u8; size]),
+        }
+    }
+
+    #[test]
+    fn keeps_frames_from_latest_keyframe() {
+        let mut c = GopCache::new(1000);
+        c.push(1, &frame(TrackKind::Audio, 0, true, 10), true);
+        assert!(
+            c.is_empty(),
+            "audio before the first video keyframe is not decodable pre-roll"
+        );
+        c.push(2, &frame(TrackKind::Video, 0, true, 10), true);
+        c.push(3, &frame(TrackKind::Video, 40, false, 10), true);
+        c.push(4, &frame(TrackKind::Audio, 41, true, 10), true);
+        c.push(5, &frame(TrackKind::Video, 80, true, 10), true);
+        c.push(6, &frame(TrackKind::Audio, 82, true, 10), true);
+        let seqs: Vec<u64> = c.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, vec![5, 6]);
+        assert_eq!(c.bytes(), 20);
+    }
+
+    #[test]
+    fn audio_only_stream_keeps_last_frame() {
+        let mut c = GopCache::new(1000);
+        c.push(1, &frame(TrackKind::Audio, 0, true, 10), false);
+        c.push(2, &frame(TrackKind::Audio, 23, true, 10), false);
+        assert_eq!(c.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![2]);
+    }
+
+    #[test]
+    fn oversized_gop_is_dropped_until_next_keyframe() {
+        let mut c = GopCache::new(25);
+        c.push(1, &frame(TrackKind::Video, 0, true, 10), true);
+        c.push(2, &frame(TrackKind::Video, 40, false, 10), true);
+        c.push(3, &frame(TrackKind::Video, 80, false, 10), true);
+        assert!(c.is_empty());
+        assert_eq!(c.overflows(), 1);
+        c.push(4, &frame(TrackKind::Video, 120, false, 1), true);
+        assert!(c.is_empty());
+        c.push(5, &frame(TrackKind::Video, 160, true, 10), true);
+        assert_eq!(c.len(), 1);
+    }
+}
