@@ -380,16 +380,16 @@ impl Publisher {
 
 impl Drop for Publisher {
     fn drop(&mut self) {
-        if let Some(event) = self.finish() {
-            if let Err(err) = self.hub.inner.lifecycle.try_send(event.clone()) {
-                // Never lose an end of session: hand it to the runtime if the channel is full.
-                tracing::debug!(%err, "lifecycle channel full; announcing unpublish later");
-                let hub = self.hub.clone();
-                if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                    handle.spawn(async move {
-                        let _ = hub.announce(event).await;
-                    });
-                }
+        if let Some(event) = self.finish()
+            && let Err(err) = self.hub.inner.lifecycle.try_send(event.clone())
+        {
+            // Never lose an end of session: hand it to the runtime if the channel is full.
+            tracing::debug!(%err, "lifecycle channel full; announcing unpublish later");
+            let hub = self.hub.clone();
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    let _ = hub.announce(event).await;
+                });
             }
         }
     }

@@ -1,1 +1,86 @@
-fn main() {}
+//! `liverec`: a live-stream recording server with an Alibaba-compatible recording API.
+
+mod ingest;
+mod serve;
+mod settings;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(version, about = "Self-hosted live-stream recording server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server: RTMP ingest on :1935, recordings under ./data (defaults; see README).
+    Serve {
+        /// TOML config file (optional; embedded defaults otherwise).
+        #[arg(long, short, env = "LIVEREC_CONFIG")]
+        config: Option<PathBuf>,
+        /// Overrides `data_dir`.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Overrides `rtmp_listen`, e.g. 0.0.0.0:1935.
+        #[arg(long)]
+        rtmp_listen: Option<std::net::SocketAddr>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("LIVEREC_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match cli.command {
+        Cmd::Serve {
+            config,
+            data_dir,
+            rtmp_listen,
+        } => {
+            let mut settings = settings::Settings::load(config.as_deref())?;
+            if let Some(dir) = data_dir {
+                settings.data_dir = dir;
+            }
+            if let Some(addr) = rtmp_listen {
+                settings.rtmp_listen = addr;
+            }
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(serve::serve(settings, shutdown_signal()))
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(err) => {
+                    tracing::warn!(%err, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,8 +1,18 @@
 //! Codec configurations: what a decoder needs before the first frame of a track.
 
+pub mod aac;
+pub mod av1;
+pub mod avc;
+mod bits;
+mod cursor;
+mod error;
+pub mod hevc;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
+
+pub use error::{CodecError, RecordKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum VideoCodec {

@@ -1,3 +1,20 @@
-//! The recorder: one state machine per stream ([`machine`], pure) driven by a task per stream
-//! ([`driver`]) that writes the frames the machine selects through one output per format.
+//! The recorder: one state machine per stream ([`machine`], pure), driven by one task per
+//! stream ([`driver`]) that writes the frames the machine selects through one [`output`] per
+//! format into a storage [`target`]'s spool; the [`supervisor`] owns those tasks.
+
+pub mod config;
+pub mod driver;
 pub mod machine;
+pub mod names;
+pub mod output;
+pub mod spool;
+pub mod supervisor;
+pub mod target;
+
+pub use config::{ConfigSource, FixedConfig, Format, FormatSpec, RecordConfig};
+pub use driver::{CommandReply, RecorderDeps};
+pub use machine::{Command, Mode};
+pub use output::{FileRecord, FileSink};
+pub use spool::SpoolPolicy;
+pub use supervisor::{RecorderGone, RecorderHandle, Supervisor};
+pub use target::LocalTarget;

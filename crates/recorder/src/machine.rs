@@ -379,14 +379,14 @@ impl Machine {
         let Some(rec) = &mut self.recording else {
             return;
         };
-        if let Some(last) = self.last_written {
-            if frame.seq <= last {
-                // A resumed recording whose last frame is still cached continues right after it.
-                if rec.gate == Gate::FirstFrame && rec.last_seq == Some(last) {
-                    rec.gate = Gate::SkipThrough { seq: last };
-                }
-                return;
+        if let Some(last) = self.last_written
+            && frame.seq <= last
+        {
+            // A resumed recording whose last frame is still cached continues right after it.
+            if rec.gate == Gate::FirstFrame && rec.last_seq == Some(last) {
+                rec.gate = Gate::SkipThrough { seq: last };
             }
+            return;
         }
         if rec.gate == Gate::FirstFrame {
             rec.gate = Gate::Keyframe;
@@ -419,10 +419,10 @@ impl Machine {
         }
         let dts = frame.dts - rec.offset;
         if frame.track == TrackKind::Video {
-            if let Some(prev) = rec.last_video_dts {
-                if dts > prev {
-                    rec.video_step = dts - prev;
-                }
+            if let Some(prev) = rec.last_video_dts
+                && dts > prev
+            {
+                rec.video_step = dts - prev;
             }
             rec.last_video_dts = Some(dts);
         }

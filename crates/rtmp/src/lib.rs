@@ -1,1 +1,61 @@
-//! (being written)
+//! RTMP and Enhanced RTMP publish ingest for liverec.
+//!
+//! | spec | version | used for |
+//! |---|---|---|
+//! | Adobe RTMP Specification | 1.0 (2012) | handshake, chunk stream, control and command messages |
+//! | Action Message Format – AMF 0 | 2006 | command and data messages ([`amf0`]) |
+//! | Enhanced RTMP (veovera/enhanced-rtmp) | v2 | `connect` capabilities (`fourCcList`, `capsEx`), reconnect request |
+//!
+//! The protocol core is sans-IO: [`handshake::Handshake`], [`chunk::Reader`] /
+//! [`chunk::Writer`] and [`session::Session`] take and produce bytes and events only. The tokio
+//! shell is [`serve_connection`] (one connection; a timeout or the cancellation token beside
+//! every await) and [`serve`] (the accept loop). Media bodies reach the [`SessionHandler`]
+//! untouched — FLV tag bodies, legacy or E-RTMP — as slices of the read buffer.
+//!
+//! Why in-house and not scuffle-rtmp or rml_rtmp: the recorder needs the tcUrl, the publish
+//! query, an explicit onStatus refusal and E-RTMP `connect` capabilities (see CRATES.md).
+//!
+//! ```no_run
+//! use liverec_rtmp::{Limits, MediaMessage, PublishRequest, Refusal, SessionHandler, serve};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! struct Hub;
+//! impl SessionHandler for Hub {
+//!     async fn on_publish(&mut self, req: &PublishRequest) -> Result<(), Refusal> {
+//!         if req.stream_name == "taken" {
+//!             return Err(Refusal::bad_name("already publishing"));
+//!         }
+//!         Ok(())
+//!     }
+//!     async fn on_media(&mut self, _msg: MediaMessage) {}
+//!     async fn on_unpublish(&mut self) {}
+//! }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:1935").await?;
+//! serve(listener, |_peer| Hub, Limits::default(), CancellationToken::new()).await;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod amf0;
+pub mod chunk;
+pub mod client;
+mod conn;
+pub mod control;
+mod error;
+pub mod handler;
+pub mod handshake;
+mod limits;
+mod listener;
+pub mod message;
+pub mod session;
+
+pub use conn::serve_connection;
+pub use error::RtmpError;
+pub use handler::{MediaKind, MediaMessage, PublishRequest, Refusal, SessionHandler};
+pub use limits::{
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_WRITE_TIMEOUT, Limits,
+};
+pub use listener::serve;

@@ -1,0 +1,185 @@
+//! The RTMP session handler: turns an accepted publish into a hub publisher and FLV tag
+//! bodies into frames.
+
+use std::sync::Arc;
+
+use liverec_hub::{Hub, HubError, Publisher, StreamKey, validate_domain, validate_name};
+use liverec_media::flv::{AudioTag, FlvError, VideoTag, parse_audio_tag, parse_video_tag};
+use liverec_media::{CodecConfig, TrackKind};
+use liverec_rtmp::{MediaKind, MediaMessage, PublishRequest, Refusal, SessionHandler};
+
+/// How a publish's domain is chosen (DESIGN.md "Domains").
+#[derive(Clone, Debug)]
+pub struct DomainPolicy {
+    pub default_domain: String,
+    /// Domains recognised in the tcUrl host.
+    pub known: Vec<String>,
+}
+
+impl DomainPolicy {
+    fn domain_of(&self, req: &PublishRequest) -> String {
+        if let Some(d) = req
+            .query_value("vhost")
+            .or_else(|| req.query_value("domain"))
+        {
+            return d.to_ascii_lowercase();
+        }
+        let host = req
+            .tc_url
+            .as_deref()
+            .and_then(tc_url_host)
+            .map(str::to_ascii_lowercase);
+        match host {
+            Some(h) if self.known.iter().any(|k| k.eq_ignore_ascii_case(&h)) => h,
+            _ => self.default_domain.clone(),
+        }
+    }
+}
+
+/// The host of `rtmp://host[:port]/app…`.
+fn tc_url_host(tc_url: &str) -> Option<&str> {
+    let rest = tc_url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    Some(host.split(':').next().unwrap_or(host))
+}
+
+pub struct Ingest {
+    hub: Hub,
+    domains: Arc<DomainPolicy>,
+    publisher: Option<Publisher>,
+    key: Option<StreamKey>,
+    /// Unsupported-codec warnings already logged, per track (once per session).
+    warned: [bool; 2],
+    malformed: u64,
+}
+
+impl Ingest {
+    pub fn new(hub: Hub, domains: Arc<DomainPolicy>) -> Self {
+        Self {
+            hub,
+            domains,
+            publisher: None,
+            key: None,
+            warned: [false; 2],
+            malformed: 0,
+        }
+    }
+
+    fn on_tag_error(&mut self, track: TrackKind, err: FlvError) {
+        let key = self
+            .key
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        if err.is_unsupported_codec() {
+            let idx = usize::from(track == TrackKind::Video);
+            if !self.warned[idx] {
+                self.warned[idx] = true;
+                tracing::warn!(stream = %key, %err, "track not recorded: unsupported codec");
+            }
+        } else {
+            self.malformed += 1;
+            if self.malformed.is_power_of_two() {
+                tracing::warn!(stream = %key, %err, count = self.malformed, "malformed media tag dropped");
+            }
+        }
+    }
+}
+
+impl SessionHandler for Ingest {
+    async fn on_publish(&mut self, req: &PublishRequest) -> Result<(), Refusal> {
+        let domain = self.domains.domain_of(req);
+        validate_domain(&domain).map_err(|e| Refusal::bad_name(e.to_string()))?;
+        validate_name("app name", &req.app).map_err(|e| Refusal::bad_name(e.to_string()))?;
+        validate_name("stream name", &req.stream_name)
+            .map_err(|e| Refusal::bad_name(e.to_string()))?;
+        let key = StreamKey {
+            domain,
+            app: req.app.clone(),
+            stream: req.stream_name.clone(),
+        };
+        match self
+            .hub
+            .publish(key.clone(), req.query.clone(), Some(req.peer))
+            .await
+        {
+            Ok(publisher) => {
+                tracing::info!(stream = %key, peer = %req.peer, "publish started");
+                self.publisher = Some(publisher);
+                self.key = Some(key);
+                Ok(())
+            }
+            Err(HubError::AlreadyPublishing(key)) => {
+                tracing::warn!(stream = %key, peer = %req.peer, "publish refused: stream is already being published");
+                Err(Refusal::bad_name(format!(
+                    "stream {key} is already being published"
+                )))
+            }
+            Err(HubError::Closed) => Err(Refusal::new(Refusal::FAILED, "server is shutting down")),
+        }
+    }
+
+    async fn on_media(&mut self, msg: MediaMessage) {
+        let Some(publisher) = self.publisher.as_mut() else {
+            return;
+        };
+        match msg.kind {
+            MediaKind::Video => match parse_video_tag(&msg.body) {
+                Ok(VideoTag::SequenceHeader(config)) => {
+                    publisher.set_config(CodecConfig::Video(Arc::new(config)))
+                }
+                Ok(VideoTag::Frame {
+                    keyframe,
+                    cts,
+                    data,
+                    ..
+                }) => {
+                    publisher
+                        .push(TrackKind::Video, msg.timestamp, cts, keyframe, data)
+                        .await;
+                }
+                Ok(VideoTag::EndOfSequence { .. } | VideoTag::Ignored(_)) => {}
+                Err(err) => self.on_tag_error(TrackKind::Video, err),
+            },
+            MediaKind::Audio => match parse_audio_tag(&msg.body) {
+                Ok(AudioTag::SequenceHeader(config)) => {
+                    publisher.set_config(CodecConfig::Audio(Arc::new(config)))
+                }
+                Ok(AudioTag::Frame { data, .. }) => {
+                    publisher
+                        .push(TrackKind::Audio, msg.timestamp, 0, true, data)
+                        .await;
+                }
+                Ok(AudioTag::EndOfSequence { .. } | AudioTag::Ignored(_)) => {}
+                Err(err) => self.on_tag_error(TrackKind::Audio, err),
+            },
+            // onMetaData carries nothing the recorder needs: sizes and codecs come from the
+            // sequence headers.
+            MediaKind::Data => {}
+        }
+    }
+
+    async fn on_unpublish(&mut self) {
+        if let Some(publisher) = self.publisher.take() {
+            let discontinuities = publisher.discontinuities();
+            tracing::info!(stream = %publisher.info().key, discontinuities, malformed_tags = self.malformed, "publish ended");
+            publisher.end().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tc_url_host_is_extracted() {
+        assert_eq!(
+            tc_url_host("rtmp://live.example.com:1935/app"),
+            Some("live.example.com")
+        );
+        assert_eq!(tc_url_host("rtmp://u:p@h/app?x=1"), Some("h"));
+        assert_eq!(tc_url_host("nonsense"), None);
+    }
+}

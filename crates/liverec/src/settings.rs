@@ -1,0 +1,249 @@
+//! liverec's settings: embedded defaults, overridden by a TOML file, then by `LIVEREC_*`
+//! environment variables (`__` separates sections: `LIVEREC_RECORD__DELAY_SECS=30`), then
+//! by command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format as _, Serialized, Toml};
+use liverec_recorder::{Format, FormatSpec, Mode, RecordConfig, config as rc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Database, buckets and spool live here.
+    pub data_dir: PathBuf,
+    pub rtmp_listen: SocketAddr,
+    /// Domain of a publish that names none (`vhost=`/`domain=` query parameter).
+    pub default_domain: String,
+    /// Domains whose name in the publish URL's host (tcUrl) selects them.
+    pub domains: Vec<String>,
+    /// Longest wait for recordings to be finalized at shutdown.
+    pub shutdown_timeout_secs: f64,
+    pub ingest: IngestSettings,
+    pub hub: HubSettings,
+    pub spool: SpoolSettings,
+    /// The built-in record config applied to every stream.
+    pub record: RecordSettings,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSettings {
+    pub max_publishers: usize,
+    pub handshake_timeout_secs: f64,
+    /// A publisher silent this long is gone (and may be replaced by a new one).
+    pub idle_timeout_secs: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubSettings {
+    pub gop_cache_bytes: usize,
+    pub recorder_queue_bytes: usize,
+    /// Longest time the recorder may hold up its own publisher before skipping.
+    pub recorder_max_block_secs: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolSettings {
+    pub flush_interval_secs: f64,
+    pub fsync_interval_secs: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordSettings {
+    /// `false` disables the built-in config: nothing is recorded.
+    pub enabled: bool,
+    /// `automatic` or `manual`.
+    pub mode: String,
+    pub delay_secs: f64,
+    pub bucket: String,
+    pub formats: Vec<FormatSettings>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormatSettings {
+    /// `mp4`, `flv`, `m3u8` or `cmaf`.
+    pub format: String,
+    #[serde(default = "default_cycle")]
+    pub cycle_secs: f64,
+    #[serde(default = "default_slice")]
+    pub slice_secs: f64,
+    #[serde(default = "default_object_prefix")]
+    pub object_prefix: String,
+    #[serde(default = "default_slice_object_prefix")]
+    pub slice_object_prefix: String,
+}
+
+fn default_cycle() -> f64 {
+    rc::DEFAULT_CYCLE.as_secs_f64()
+}
+fn default_slice() -> f64 {
+    rc::DEFAULT_SLICE.as_secs_f64()
+}
+fn default_object_prefix() -> String {
+    rc::DEFAULT_OBJECT_PREFIX.to_owned()
+}
+fn default_slice_object_prefix() -> String {
+    rc::DEFAULT_SLICE_OBJECT_PREFIX.to_owned()
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            rtmp_listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
+            default_domain: "live.liverec.local".to_owned(),
+            domains: Vec::new(),
+            shutdown_timeout_secs: 10.0,
+            ingest: IngestSettings {
+                max_publishers: 1000,
+                handshake_timeout_secs: 5.0,
+                idle_timeout_secs: 5.0,
+            },
+            hub: HubSettings {
+                gop_cache_bytes: 16 * 1024 * 1024,
+                recorder_queue_bytes: 8 * 1024 * 1024,
+                recorder_max_block_secs: 2.0,
+            },
+            spool: SpoolSettings {
+                flush_interval_secs: 1.0,
+                fsync_interval_secs: 5.0,
+            },
+            record: RecordSettings {
+                enabled: true,
+                mode: "automatic".to_owned(),
+                delay_secs: rc::DEFAULT_DELAY.as_secs_f64(),
+                bucket: rc::DEFAULT_BUCKET.to_owned(),
+                formats: vec![FormatSettings {
+                    format: "mp4".to_owned(),
+                    cycle_secs: default_cycle(),
+                    slice_secs: default_slice(),
+                    object_prefix: default_object_prefix(),
+                    slice_object_prefix: default_slice_object_prefix(),
+                }],
+            },
+        }
+    }
+}
+
+/// A positive, finite number of seconds.
+pub fn secs(what: &str, value: f64) -> anyhow::Result<Duration> {
+    if !(value.is_finite() && value > 0.0) {
+        bail!("{what} must be a positive number of seconds, not {value}");
+    }
+    Duration::try_from_secs_f64(value).with_context(|| format!("{what} is out of range"))
+}
+
+impl Settings {
+    /// Defaults ← `file` (if given) ← `LIVEREC_*` environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                bail!("config file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment.merge(Env::prefixed("LIVEREC_").split("__").ignore(&[
+            "log",
+            "config",
+            "access_key_id",
+            "access_key_secret",
+            "ffmpeg9",
+            "test_pg",
+        ]));
+        let settings: Settings = figment.extract().context("invalid settings")?;
+        settings.record_config()?;
+        Ok(settings)
+    }
+
+    /// The built-in record config, or `None` when disabled.
+    pub fn record_config(&self) -> anyhow::Result<Option<RecordConfig>> {
+        let r = &self.record;
+        if !r.enabled {
+            return Ok(None);
+        }
+        let mode = match r.mode.as_str() {
+            "automatic" => Mode::Automatic,
+            "manual" => Mode::Manual,
+            other => bail!("record.mode must be \"automatic\" or \"manual\", not {other:?}"),
+        };
+        liverec_hub::validate_name("record.bucket", &r.bucket).context("record.bucket")?;
+        if r.formats.is_empty() {
+            bail!(
+                "record.formats is empty: list at least one format, or set record.enabled = false"
+            );
+        }
+        let mut formats = Vec::new();
+        for f in &r.formats {
+            let format = Format::parse(&f.format).with_context(|| {
+                format!(
+                    "unknown record format {:?} (mp4, flv, m3u8, cmaf)",
+                    f.format
+                )
+            })?;
+            let mut spec = FormatSpec::new(format);
+            spec.cycle = secs("record.formats.cycle_secs", f.cycle_secs)?;
+            spec.slice = secs("record.formats.slice_secs", f.slice_secs)?;
+            spec.object_prefix = f.object_prefix.clone();
+            spec.slice_object_prefix = f.slice_object_prefix.clone();
+            formats.push(spec);
+        }
+        Ok(Some(RecordConfig {
+            mode,
+            delay: secs("record.delay_secs", r.delay_secs)?,
+            bucket: r.bucket.clone(),
+            formats,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let s = Settings::default();
+        assert_eq!(s.rtmp_listen.port(), 1935);
+        assert_eq!(s.data_dir, PathBuf::from("./data"));
+        let rc = s.record_config().unwrap().unwrap();
+        assert_eq!(rc.mode, Mode::Automatic);
+        assert_eq!(rc.delay, Duration::from_secs(180));
+        assert_eq!(rc.formats.len(), 1);
+        assert_eq!(rc.formats[0].format, Format::Mp4);
+        assert_eq!(rc.formats[0].cycle, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn toml_overrides_and_bad_values_are_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("liverec.toml");
+        std::fs::write(
+            &path,
+            "[record]\ndelay_secs = 2.5\nformats = [{ format = \"flv\", cycle_secs = 5 }]\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&path)).unwrap();
+        let rc = s.record_config().unwrap().unwrap();
+        assert_eq!(rc.delay, Duration::from_millis(2500));
+        assert_eq!(rc.formats[0].format, Format::Flv);
+
+        std::fs::write(&path, "[record]\nformats = [{ format = \"avi\" }]\n").unwrap();
+        let err = format!("{:#}", Settings::load(Some(&path)).unwrap_err());
+        assert!(err.contains("unknown record format"), "{err}");
+        std::fs::write(&path, "[record]\ndelay_secs = -1\n").unwrap();
+        assert!(Settings::load(Some(&path)).is_err());
+        std::fs::write(&path, "nonsense = 1\n").unwrap();
+        assert!(Settings::load(Some(&path)).is_err());
+    }
+}

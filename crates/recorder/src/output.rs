@@ -1,0 +1,165 @@
+//! One output per format of a recording: it decides where files are cut (cycle, codec change)
+//! and drives a pure muxer into spool files. Finalizing a file runs in the background.
+
+mod error;
+mod file;
+mod segmented;
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use liverec_hub::StreamKey;
+use liverec_media::{Frame, TrackKind, Tracks};
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Format, FormatSpec};
+use crate::spool::SpoolPolicy;
+use crate::target::LocalTarget;
+
+pub use error::OutputError;
+use file::FileOutput;
+use segmented::SegmentedOutput;
+
+/// A finished recording file (MP4/FLV file, or HLS/CMAF playlist with its segments): one row of
+/// the record index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileRecord {
+    pub key: StreamKey,
+    pub format: Format,
+    pub bucket: String,
+    /// Object name of the file (the playlist for segmented formats) inside the bucket.
+    pub object: String,
+    pub start: SystemTime,
+    pub end: SystemTime,
+    pub duration_ms: u64,
+    /// Bytes, segments included.
+    pub size: u64,
+    pub width: u32,
+    pub height: u32,
+    /// Segment object names (m3u8, cmaf; the init segment first for cmaf).
+    pub segments: Vec<String>,
+}
+
+/// Receives every finished file.
+pub type FileSink = Arc<dyn Fn(FileRecord) + Send + Sync>;
+
+/// What an output needs from its surroundings.
+#[derive(Clone)]
+pub struct OutputContext {
+    pub key: StreamKey,
+    pub spec: FormatSpec,
+    pub target: LocalTarget,
+    pub policy: SpoolPolicy,
+    pub sink: FileSink,
+    /// Background finalizations; shutdown waits for them.
+    pub tasks: TaskTracker,
+}
+
+impl OutputContext {
+    fn cycle_ms(&self) -> i64 {
+        i64::try_from(self.spec.cycle.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    fn slice_ms(&self) -> i64 {
+        i64::try_from(self.spec.slice.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+/// One frame as an output sees it: `dts` on the recording's timeline.
+pub struct FrameIn<'a> {
+    pub frame: &'a Frame,
+    pub dts: i64,
+    pub starts_gop: bool,
+    pub tracks: &'a Tracks,
+    pub now: Instant,
+    pub wall: SystemTime,
+}
+
+/// Outputs are few per recording and long-lived, so the size difference of the variants
+/// does not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum Output {
+    File(FileOutput),
+    Segmented(SegmentedOutput),
+}
+
+impl Output {
+    pub fn new(ctx: OutputContext) -> Self {
+        match ctx.spec.format {
+            Format::Mp4 | Format::Flv => Self::File(FileOutput::new(ctx)),
+            Format::M3u8 | Format::Cmaf => Self::Segmented(SegmentedOutput::new(ctx)),
+        }
+    }
+
+    pub async fn write(&mut self, input: &FrameIn<'_>) {
+        match self {
+            Self::File(o) => o.write(input).await,
+            Self::Segmented(o) => o.write(input).await,
+        }
+    }
+
+    /// Hands buffered data to the OS (on a pause, so nothing waits in memory).
+    pub async fn flush(&mut self) {
+        match self {
+            Self::File(o) => o.flush().await,
+            Self::Segmented(o) => o.flush().await,
+        }
+    }
+
+    /// Closes the open file and finalizes it in the background.
+    pub fn close(&mut self) {
+        match self {
+            Self::File(o) => o.close(),
+            Self::Segmented(o) => o.close(),
+        }
+    }
+}
+
+/// Per-track timestamps of one file, rebased to start at 0 and kept monotonic.
+#[derive(Clone, Copy, Debug, Default)]
+struct FileClock {
+    start: i64,
+    last: [Option<i64>; 2],
+    /// Largest dts written and the step before it, to estimate the end of the last frame.
+    end: i64,
+    video_step: i64,
+}
+
+impl FileClock {
+    fn new(start: i64) -> Self {
+        Self {
+            start,
+            last: [None, None],
+            end: 0,
+            video_step: 0,
+        }
+    }
+
+    /// The file-relative dts of a frame at recording time `dts`.
+    fn map(&mut self, track: TrackKind, dts: i64) -> i64 {
+        let idx = usize::from(track == TrackKind::Video);
+        let mut t = (dts - self.start).max(0);
+        if let Some(prev) = self.last[idx] {
+            if t < prev {
+                t = prev;
+            }
+            if track == TrackKind::Video && t > prev {
+                self.video_step = t - prev;
+            }
+        }
+        self.last[idx] = Some(t);
+        self.end = self.end.max(t);
+        t
+    }
+
+    fn elapsed(&self, dts: i64) -> i64 {
+        dts - self.start
+    }
+}
+
+fn video_size(tracks: &Tracks) -> (u32, u32) {
+    tracks
+        .video
+        .as_ref()
+        .map_or((0, 0), |v| (v.width, v.height))
+}

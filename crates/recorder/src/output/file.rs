@@ -1,0 +1,197 @@
+//! Single-file formats: MP4 (fragmented, finalized in place) and FLV.
+
+use std::time::SystemTime;
+
+use bytes::BytesMut;
+use liverec_media::{Frame, Tracks};
+use liverec_mux::{Patch, flv, fmp4};
+
+use super::{FileClock, FileRecord, FrameIn, OutputContext, OutputError, video_size};
+use crate::config::Format;
+use crate::names::{NameVars, render};
+use crate::spool::SpoolFile;
+
+/// Media time per MP4 fragment: a crash loses at most about this much.
+const FRAGMENT_MS: i64 = 1000;
+
+enum Muxer {
+    Mp4(fmp4::Muxer),
+    Flv(flv::Muxer),
+}
+
+impl Muxer {
+    fn push(&mut self, frame: &Frame, out: &mut BytesMut) -> Result<(), OutputError> {
+        match self {
+            Self::Mp4(m) => m.push(frame)?,
+            Self::Flv(m) => m.push(frame, out)?,
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut BytesMut) -> Result<(Vec<Patch>, u64), OutputError> {
+        Ok(match self {
+            Self::Mp4(m) => (m.finish(out)?, m.duration_ms()),
+            Self::Flv(m) => (m.finish(out), m.duration_ms()),
+        })
+    }
+}
+
+struct OpenFile {
+    muxer: Muxer,
+    spool: SpoolFile,
+    clock: FileClock,
+    tracks: Tracks,
+    fragment_start: i64,
+    start_wall: SystemTime,
+    last_wall: SystemTime,
+}
+
+pub struct FileOutput {
+    ctx: OutputContext,
+    open: Option<OpenFile>,
+}
+
+impl FileOutput {
+    pub fn new(ctx: OutputContext) -> Self {
+        Self { ctx, open: None }
+    }
+
+    pub async fn write(&mut self, input: &FrameIn<'_>) {
+        if let Some(open) = &self.open {
+            let cycle_due = open.clock.elapsed(input.dts) >= self.ctx.cycle_ms();
+            if input.starts_gop && (cycle_due || open.tracks != *input.tracks) {
+                self.close();
+            }
+        }
+        if self.open.is_none() {
+            if !input.starts_gop {
+                return;
+            }
+            match self.open_file(input).await {
+                Ok(file) => self.open = Some(file),
+                Err(err) => {
+                    tracing::warn!(stream = %self.ctx.key, format = self.ctx.spec.format.as_str(), %err, "cannot open recording file");
+                    return;
+                }
+            }
+        }
+        if let Err(err) = self.write_open(input).await {
+            tracing::warn!(stream = %self.ctx.key, format = self.ctx.spec.format.as_str(), %err,
+                "write failed; closing the file, the next one starts at the next keyframe");
+            self.close();
+        }
+    }
+
+    async fn open_file(&self, input: &FrameIn<'_>) -> Result<OpenFile, OutputError> {
+        let path = self
+            .ctx
+            .target
+            .new_spool_path(self.ctx.spec.format.extension());
+        let mut spool = SpoolFile::create(path, self.ctx.policy).await?;
+        let muxer = match self.ctx.spec.format {
+            Format::Flv => {
+                let mut m = flv::Muxer::new(input.tracks);
+                m.header(&mut spool.buf);
+                Muxer::Flv(m)
+            }
+            _ => {
+                let mut m = fmp4::Muxer::new(input.tracks, fmp4::Mode::File)?;
+                m.init(&mut spool.buf)?;
+                Muxer::Mp4(m)
+            }
+        };
+        Ok(OpenFile {
+            muxer,
+            spool,
+            clock: FileClock::new(input.dts),
+            tracks: input.tracks.clone(),
+            fragment_start: 0,
+            start_wall: input.wall,
+            last_wall: input.wall,
+        })
+    }
+
+    async fn write_open(&mut self, input: &FrameIn<'_>) -> Result<(), OutputError> {
+        let Some(open) = &mut self.open else {
+            return Ok(());
+        };
+        let dts = open.clock.map(input.frame.track, input.dts);
+        let frame = Frame {
+            dts,
+            ..input.frame.clone()
+        };
+        open.muxer.push(&frame, &mut open.spool.buf)?;
+        if let Muxer::Mp4(m) = &mut open.muxer {
+            // The frame just pushed is held back and opens the next fragment.
+            if dts - open.fragment_start >= FRAGMENT_MS {
+                m.flush_fragment(&mut open.spool.buf)?;
+                open.fragment_start = dts;
+            }
+        }
+        open.last_wall = input.wall;
+        open.spool.maybe_flush(input.now).await?;
+        Ok(())
+    }
+
+    pub async fn flush(&mut self) {
+        if let Some(open) = &mut self.open
+            && let Err(err) = open.spool.flush(false).await
+        {
+            tracing::warn!(stream = %self.ctx.key, %err, "spool flush failed");
+        }
+    }
+
+    pub fn close(&mut self) {
+        if let Some(open) = self.open.take() {
+            let ctx = self.ctx.clone();
+            self.ctx.tasks.spawn(async move {
+                let path = open.spool.path().to_owned();
+                match finalize(&ctx, open).await {
+                    Ok(record) => {
+                        tracing::info!(stream = %ctx.key, format = record.format.as_str(), bucket = %record.bucket,
+                            object = %record.object, duration_ms = record.duration_ms, bytes = record.size,
+                            "recording file complete");
+                        (ctx.sink)(record);
+                    }
+                    Err(err) => tracing::error!(stream = %ctx.key, spool = %path.display(), %err,
+                        "finalizing a recording file failed; it stays in the spool for recovery"),
+                }
+            });
+        }
+    }
+}
+
+async fn finalize(ctx: &OutputContext, mut open: OpenFile) -> Result<FileRecord, OutputError> {
+    let (patches, duration_ms) = open.muxer.finish(&mut open.spool.buf)?;
+    let (path, size) = open.spool.finish(patches).await?;
+    let vars = NameVars {
+        key: &ctx.key,
+        start: open.start_wall,
+        end: open.last_wall,
+        unix: open.start_wall,
+        sequence: 0,
+    };
+    let object = format!(
+        "{}.{}",
+        render(&ctx.spec.object_prefix, &vars)?,
+        ctx.spec.format.extension()
+    );
+    let target = ctx.target.clone();
+    let object = tokio::task::spawn_blocking(move || target.commit(&path, &object))
+        .await
+        .map_err(std::io::Error::other)??;
+    let (width, height) = video_size(&open.tracks);
+    Ok(FileRecord {
+        key: ctx.key.clone(),
+        format: ctx.spec.format,
+        bucket: ctx.target.bucket().to_owned(),
+        object,
+        start: open.start_wall,
+        end: open.last_wall,
+        duration_ms,
+        size,
+        width,
+        height,
+        segments: Vec::new(),
+    })
+}

@@ -1,0 +1,238 @@
+//! One RTMP connection on tokio: the thin I/O shell around [`Handshake`], the chunk
+//! [`Reader`](chunk::Reader) and the [`Session`]. Every await has a timeout or the
+//! cancellation token beside it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use crate::chunk;
+use crate::error::RtmpError;
+use crate::handler::SessionHandler;
+use crate::handshake::Handshake;
+use crate::limits::Limits;
+use crate::session::{Session, SessionEvent};
+
+/// Initial capacity of the read buffer, and the room reserved before every read.
+const READ_BUFFER_SIZE: usize = 64 * 1024;
+
+/// How long final words (a refusal, an error status, a reconnect request) may take to leave.
+const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Serves one connection until the client leaves, the session ends it, an error occurs or
+/// `cancel` fires. `handler.on_unpublish` is called once if a publish was accepted and not yet
+/// ended, whatever the reason. A refused publish returns `Ok` after the refusal is sent.
+///
+/// The handler's own futures get no timeout here: `on_media` blocking is the back-pressure
+/// mechanism, and its bound (DESIGN.md: 2 s) belongs to the recorder. Cancellation still
+/// interrupts `on_publish` and `on_media`.
+pub async fn serve_connection<S, H>(
+    io: S,
+    peer: SocketAddr,
+    mut handler: H,
+    limits: &Limits,
+    cancel: CancellationToken,
+) -> Result<(), RtmpError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    H: SessionHandler,
+{
+    let mut conn = Conn {
+        io,
+        buf: BytesMut::with_capacity(READ_BUFFER_SIZE),
+        reader: chunk::Reader::new(),
+        session: Session::new(peer),
+        limits,
+        cancel,
+        published: false,
+    };
+    let result = conn.run(&mut handler).await;
+    if conn.published {
+        handler.on_unpublish().await;
+    }
+    // Best effort: the peer may already be gone.
+    let _ = timeout(FINAL_FLUSH_TIMEOUT, conn.io.shutdown()).await;
+    result
+}
+
+struct Conn<'a, S> {
+    io: S,
+    buf: BytesMut,
+    reader: chunk::Reader,
+    session: Session,
+    limits: &'a Limits,
+    cancel: CancellationToken,
+    /// An accepted publish has not been ended by `on_unpublish` yet.
+    published: bool,
+}
+
+/// Why the read loop stopped without an error.
+enum Stop {
+    /// The connection is done (client closed cleanly, refusal sent).
+    Closed,
+    /// `cancel` fired.
+    Cancelled,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
+    async fn run<H: SessionHandler>(&mut self, handler: &mut H) -> Result<(), RtmpError> {
+        let after = self.limits.handshake_timeout;
+        let cancel = self.cancel.clone();
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Ok(()),
+            done = timeout(after, self.handshake()) => done.map_err(|_| RtmpError::HandshakeTimeout { after })??,
+        }
+        match self.serve(handler).await {
+            Ok(Stop::Closed) => Ok(()),
+            Ok(Stop::Cancelled) => {
+                if self.session.request_reconnect() {
+                    debug!("asked the client to reconnect");
+                }
+                self.flush_best_effort().await;
+                Ok(())
+            }
+            Err(e) => {
+                // An error status the session wrote (play refused) should still reach the client.
+                self.flush_best_effort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn handshake(&mut self) -> Result<(), RtmpError> {
+        let mut handshake = Handshake::new();
+        let mut out = BytesMut::with_capacity(1 + 2 * crate::handshake::PACKET_SIZE);
+        loop {
+            let done = handshake.advance(&mut self.buf, &mut out)?;
+            if !out.is_empty() {
+                self.io.write_all(&out).await?;
+                out.clear();
+            }
+            if done {
+                debug!(kind = ?handshake.kind(), "handshake done");
+                return Ok(());
+            }
+            self.buf.reserve(READ_BUFFER_SIZE);
+            let n = self.io.read_buf(&mut self.buf).await?;
+            if n == 0 {
+                return Err(RtmpError::ClosedDuringHandshake);
+            }
+            self.session.bytes_received(n);
+        }
+    }
+
+    async fn serve<H: SessionHandler>(&mut self, handler: &mut H) -> Result<Stop, RtmpError> {
+        loop {
+            while let Some(message) = self.reader.read(&mut self.buf)? {
+                self.session.handle_message(message)?;
+                if let Some(stop) = self.dispatch(handler).await? {
+                    return Ok(stop);
+                }
+                if self.session.is_closed() {
+                    self.flush().await?;
+                    return Ok(Stop::Closed);
+                }
+            }
+            self.flush().await?;
+
+            self.buf.reserve(READ_BUFFER_SIZE);
+            let idle = self.limits.idle_timeout;
+            let n = tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => return Ok(Stop::Cancelled),
+                read = timeout(idle, self.io.read_buf(&mut self.buf)) => {
+                    read.map_err(|_| RtmpError::IdleTimeout { after: idle })??
+                }
+            };
+            if n == 0 {
+                if !self.buf.is_empty() || self.reader.has_partial() {
+                    return Err(RtmpError::Truncated {
+                        buffered: self.buf.len(),
+                    });
+                }
+                return Ok(Stop::Closed);
+            }
+            self.session.bytes_received(n);
+        }
+    }
+
+    /// Hands the session's events to the handler. Returns `Some` when the connection must stop.
+    async fn dispatch<H: SessionHandler>(
+        &mut self,
+        handler: &mut H,
+    ) -> Result<Option<Stop>, RtmpError> {
+        while let Some(event) = self.session.next_event() {
+            match event {
+                SessionEvent::MediaReceived(media) => {
+                    tokio::select! {
+                        biased;
+                        () = self.cancel.cancelled() => return Ok(Some(Stop::Cancelled)),
+                        () = handler.on_media(media) => {}
+                    }
+                }
+                SessionEvent::PublishRequested(req) => {
+                    // Replies so far (createStream …) go out before a possibly slow decision.
+                    self.flush().await?;
+                    let decision = tokio::select! {
+                        biased;
+                        () = self.cancel.cancelled() => return Ok(Some(Stop::Cancelled)),
+                        decision = handler.on_publish(&req) => decision,
+                    };
+                    match decision {
+                        Ok(()) => {
+                            info!(app = %req.app, stream = %req.stream_name, "publish started");
+                            self.session.accept_publish();
+                            self.published = true;
+                        }
+                        Err(refusal) => {
+                            info!(
+                                app = %req.app,
+                                stream = %req.stream_name,
+                                code = refusal.code,
+                                reason = %refusal.description,
+                                "publish refused"
+                            );
+                            self.session.refuse_publish(&refusal);
+                        }
+                    }
+                    self.flush().await?;
+                }
+                SessionEvent::PublishEnded => {
+                    if self.published {
+                        self.published = false;
+                        info!("publish ended by the client");
+                        handler.on_unpublish().await;
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn flush(&mut self) -> Result<(), RtmpError> {
+        let out = self.session.output();
+        if out.is_empty() {
+            return Ok(());
+        }
+        let after = self.limits.write_timeout;
+        timeout(after, self.io.write_all(out))
+            .await
+            .map_err(|_| RtmpError::WriteTimeout { after })??;
+        out.clear();
+        Ok(())
+    }
+
+    async fn flush_best_effort(&mut self) {
+        let out = self.session.output();
+        if !out.is_empty() {
+            let _ = timeout(FINAL_FLUSH_TIMEOUT, self.io.write_all(out)).await;
+            out.clear();
+        }
+    }
+}

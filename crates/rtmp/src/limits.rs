@@ -1,0 +1,31 @@
+//! Limits and timeouts of the RTMP server (plain config fields, set by the binary and tests).
+
+use std::time::Duration;
+
+/// Connections served at once; more wait in the listen backlog.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
+/// Time a client gets for the whole handshake (a client that stalls in it is dropped).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Silence after which a connected client is considered gone.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a client gets to take a write of ours (replies are small; a stuck one is dead).
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub write_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+        }
+    }
+}

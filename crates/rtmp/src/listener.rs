@@ -1,0 +1,94 @@
+//! The accept loop: a permit per connection, backoff on accept errors, one task per
+//! connection, and a clean wait for all of them on shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::conn::serve_connection;
+use crate::error::RtmpError;
+use crate::handler::SessionHandler;
+use crate::limits::Limits;
+
+/// First pause after a failed accept (out of file descriptors, …).
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+/// Longest pause between accept attempts; the server never gives up on its listener.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Accepts RTMP connections until `cancel` fires, then waits for every connection task (each
+/// sees the same cancellation, asks E-RTMP clients to reconnect, and ends its publish).
+/// `make_handler` is called once per accepted connection.
+pub async fn serve<F, H>(
+    listener: TcpListener,
+    make_handler: F,
+    limits: Limits,
+    cancel: CancellationToken,
+) where
+    F: Fn(SocketAddr) -> H,
+    H: SessionHandler + 'static,
+{
+    let tracker = TaskTracker::new();
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let limits = Arc::new(limits);
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    loop {
+        let permit = tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                accepted
+            }
+            Err(error) => {
+                warn!(%error, ?backoff, "RTMP accept failed");
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                continue;
+            }
+        };
+        // Small replies (statuses, acks) should not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        let handler = make_handler(peer);
+        let limits = Arc::clone(&limits);
+        let cancel = cancel.child_token();
+        tracker.spawn(
+            async move {
+                let _permit = permit;
+                let result = serve_connection(stream, peer, handler, &limits, cancel).await;
+                log_end(&result);
+            }
+            .instrument(info_span!("rtmp", %peer)),
+        );
+    }
+    tracker.close();
+    tracker.wait().await;
+}
+
+/// Logs a connection's end once, at a level chosen by its classification.
+fn log_end(result: &Result<(), RtmpError>) {
+    match result {
+        Ok(()) => debug!("connection closed"),
+        Err(error) if error.is_client_closed() => debug!(%error, "client went away"),
+        Err(error) => info!(%error, "connection ended with an error"),
+    }
+}

@@ -1,0 +1,243 @@
+//! `serve`: several publishers at once, the connection limit, and shutdown.
+
+// Tests fail by panicking; unwrap is the assertion here.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use liverec_rtmp::client::{Client, FlvPublish, publish_flv_file};
+use liverec_rtmp::{Limits, MediaKind, serve};
+use support::{Event, RecordingHandler, asset, count_tags, ffmpeg_publish, ffmpeg9};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+struct Server {
+    addr: SocketAddr,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+    events: mpsc::UnboundedReceiver<Event>,
+    /// Events already taken from the channel by `wait_for`.
+    seen: Vec<Event>,
+}
+
+async fn start(limits: Limits) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, events) = mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    let make = move |peer| RecordingHandler {
+        peer,
+        events: tx.clone(),
+    };
+    let task = tokio::spawn(serve(listener, make, limits, cancel.clone()));
+    Server {
+        addr,
+        cancel,
+        task,
+        events,
+        seen: Vec::new(),
+    }
+}
+
+impl Server {
+    /// Waits until an event matching `pred` has arrived.
+    async fn wait_for(&mut self, pred: impl Fn(&Event) -> bool) {
+        while !self.seen.iter().any(&pred) {
+            let event = tokio::time::timeout(support::EVENT_TIMEOUT, self.events.recv())
+                .await
+                .expect("timed out waiting for an event")
+                .expect("server gone");
+            self.seen.push(event);
+        }
+    }
+
+    /// Cancels, waits for `serve` to return (all connections ended), and returns every event.
+    async fn stop(mut self) -> Vec<Event> {
+        self.cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("serve returns after cancellation")
+            .unwrap();
+        let mut events = self.seen;
+        while let Some(event) = self.events.recv().await {
+            events.push(event);
+        }
+        events
+    }
+}
+
+#[derive(Default, Debug)]
+struct PerStream {
+    publishes: usize,
+    video: usize,
+    audio: usize,
+    unpublishes: usize,
+}
+
+/// Events grouped by stream name (through each connection's publish request).
+fn by_stream(events: Vec<Event>) -> HashMap<String, PerStream> {
+    let mut names: HashMap<SocketAddr, String> = HashMap::new();
+    let mut out: HashMap<String, PerStream> = HashMap::new();
+    for event in events {
+        let peer = event.peer();
+        if let Event::Published { req, .. } = &event {
+            names.insert(peer, req.stream_name.clone());
+        }
+        let name = names
+            .get(&peer)
+            .cloned()
+            .expect("events of a connection follow its publish");
+        let entry = out.entry(name).or_default();
+        match event {
+            Event::Published { .. } => entry.publishes += 1,
+            Event::Media { msg, .. } if msg.kind == MediaKind::Video => entry.video += 1,
+            Event::Media { msg, .. } if msg.kind == MediaKind::Audio => entry.audio += 1,
+            Event::Media { .. } => {}
+            Event::Unpublished { .. } => entry.unpublishes += 1,
+            Event::Ended { .. } => unreachable!("serve reports no Ended events"),
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_publishers_at_once() {
+    let server = start(Limits::default()).await;
+    let addr = server.addr;
+    let url = |name: &str| format!("rtmp://{addr}/live/{name}");
+
+    let mut tasks = Vec::new();
+    for (binary, file, name) in [
+        (Path::new("ffmpeg").to_path_buf(), "h264_aac.flv", "ff1"),
+        (Path::new("ffmpeg").to_path_buf(), "aac_only.flv", "ff2"),
+        (ffmpeg9(), "hevc_aac.flv", "ff3"),
+    ] {
+        let url = url(name);
+        tasks.push(tokio::spawn(async move {
+            let (status, stderr) = ffmpeg_publish(&binary, &asset(file), &url, false, &[]).await;
+            assert!(status.success(), "{name}: {stderr}");
+            (name, file)
+        }));
+    }
+    for (chunk_size, file, name) in [
+        (128, "h264_only.flv", "c1"),
+        (4096, "h264_aac.flv", "c2"),
+        (60_000, "av1_aac.flv", "c3"),
+    ] {
+        tasks.push(tokio::spawn(async move {
+            let tc_url = format!("rtmp://{addr}/live");
+            let opts = FlvPublish {
+                app: "live",
+                tc_url: &tc_url,
+                stream: name,
+                realtime: false,
+                chunk_size,
+            };
+            let sent = publish_flv_file(addr, &asset(file), &opts).await.unwrap();
+            assert!(sent > 100);
+            (name, file)
+        }));
+    }
+    let mut expected = Vec::new();
+    for task in tasks {
+        expected.push(task.await.unwrap());
+    }
+
+    let streams = by_stream(server.stop().await);
+    assert_eq!(streams.len(), expected.len(), "{streams:?}");
+    for (name, file) in expected {
+        let (video, audio, _) = count_tags(&asset(file));
+        let got = &streams[name];
+        assert_eq!((got.publishes, got.unpublishes), (1, 1), "{name}");
+        assert_eq!((got.video, got.audio), (video, audio), "{name} from {file}");
+    }
+}
+
+#[tokio::test]
+async fn shutdown_ends_live_publishes() {
+    let mut server = start(Limits::default()).await;
+    let mut client = Client::connect(server.addr, "live", "rtmp://127.0.0.1/live")
+        .await
+        .unwrap();
+    client.publish("live1").await.unwrap();
+    client
+        .send_media(MediaKind::Video, 0, &[0x17, 0x00, 0, 0, 0])
+        .await
+        .unwrap();
+    server.wait_for(|e| matches!(e, Event::Media { .. })).await;
+    let events = server.stop().await;
+    let streams = by_stream(events);
+    let live = &streams["live1"];
+    assert_eq!((live.publishes, live.video, live.unpublishes), (1, 1, 1));
+    assert!(
+        client.read_until_closed().await.is_ok(),
+        "the server closed the connection"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_asks_reconnect_capable_clients_to_reconnect() {
+    let server = start(Limits::default()).await;
+    let mut client = Client::handshake(server.addr).await.unwrap();
+    let caps = vec![("capsEx".to_owned(), liverec_rtmp::amf0::Value::Number(1.0))];
+    let properties = client
+        .connect_command("live", "rtmp://127.0.0.1/live", caps)
+        .await
+        .unwrap();
+    assert_eq!(
+        properties.get("capsEx"),
+        Some(&liverec_rtmp::amf0::Value::Number(1.0))
+    );
+    client.publish("e1").await.unwrap();
+    server.stop().await;
+    let commands = client.read_until_closed().await.unwrap();
+    let codes: Vec<_> = commands
+        .iter()
+        .filter_map(|c| {
+            c.args
+                .first()
+                .and_then(|i| i.get("code"))
+                .and_then(|v| v.as_str())
+        })
+        .collect();
+    assert_eq!(codes, vec!["NetConnection.Connect.ReconnectRequest"]);
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_for_a_permit() {
+    let server = start(Limits {
+        max_connections: 1,
+        ..Limits::default()
+    })
+    .await;
+    let first = Client::connect(server.addr, "live", "rtmp://127.0.0.1/live")
+        .await
+        .unwrap();
+
+    let mut second = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut c0c1 = vec![0u8; 1537];
+    c0c1[0] = 3;
+    second.write_all(&c0c1).await.unwrap();
+    let mut s0 = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(300), second.read_exact(&mut s0)).await;
+    assert!(
+        early.is_err(),
+        "the second connection is not served while the first holds the permit"
+    );
+
+    first.close().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), second.read_exact(&mut s0))
+        .await
+        .expect("served once the first connection ended")
+        .unwrap();
+    assert_eq!(s0[0], 3);
+    server.stop().await;
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine: installs what is missing (ffmpeg via
+# apt-get, ffmpeg 9 via the PyPI package imageio-ffmpeg in ./.venv, cargo-nextest if absent),
+# encodes the test media once, then runs formatting, lint and every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n==> %s\n' "$*"; }
+
+if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
+  say "installing ffmpeg (apt-get)"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq ffmpeg >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import imageio_ffmpeg' 2>/dev/null; then
+  say "creating .venv with the Python test packages"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -r tests/requirements.txt
+fi
+LIVEREC_FFMPEG9=$(.venv/bin/python -c 'import imageio_ffmpeg as i; print(i.get_ffmpeg_exe())')
+export LIVEREC_FFMPEG9 FFMPEG9=$LIVEREC_FFMPEG9
+
+say "test media"
+./scripts/make-test-assets.sh >/dev/null
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+say "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+  # nextest does not run doctests.
+  cargo test --workspace --locked --doc
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+say "all tests passed"
