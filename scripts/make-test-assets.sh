@@ -21,4 +21,8 @@ make h264_only.flv ffmpeg -f lavfi -i "testsrc2=size=320x240:rate=25:duration=10
 make aac_only.flv ffmpeg -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=10" -c:a aac -b:a 64k -f flv
 make hevc_aac.flv "$ffmpeg9" "${src[@]}" -c:v libx265 -preset ultrafast -x265-params log-level=error:keyint=25:min-keyint=25:bframes=2 -pix_fmt yuv420p -c:a aac -b:a 64k -f flv
 SVT_LOG=1 make av1_aac.flv "$ffmpeg9" "${src[@]}" -c:v libsvtav1 -preset 12 -g 25 -pix_fmt yuv420p -c:a aac -b:a 64k -f flv
+# A second resolution (new sequence header mid-stream), and codecs liverec does not record (MP3, Sorenson H.263).
+make h264_aac_640x360.flv ffmpeg -f lavfi -i "testsrc2=size=640x360:rate=25:duration=4" -f lavfi -i "sine=frequency=660:sample_rate=44100:duration=4" -c:v libx264 -preset veryfast -g 25 -bf 2 -pix_fmt yuv420p -c:a aac -b:a 64k -f flv
+make h264_mp3.flv ffmpeg "${src[@]}" -c:v libx264 -preset veryfast -g 25 -bf 2 -pix_fmt yuv420p -c:a libmp3lame -b:a 64k -f flv
+make flv1_aac.flv ffmpeg "${src[@]}" -c:v flv1 -g 25 -c:a aac -b:a 64k -f flv
 ls -l "$out"

@@ -14,11 +14,15 @@ if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq ffmpeg >/dev/null
 fi
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import imageio_ffmpeg' 2>/dev/null; then
-  say "creating .venv with the Python test packages"
-  python3 -m venv .venv
+# Python test peers (ffmpeg 9 from imageio-ffmpeg, Alibaba's SDKs, pytest) in ./.venv,
+# reinstalled whenever tests/requirements.txt changes.
+want=$(sha256sum tests/requirements.txt | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.requirements.sha256 2>/dev/null)" != "$want" ]; then
+  say "installing the Python test packages into .venv"
+  [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -r tests/requirements.txt
+  echo "$want" > .venv/.requirements.sha256
 fi
 LIVEREC_FFMPEG9=$(.venv/bin/python -c 'import imageio_ffmpeg as i; print(i.get_ffmpeg_exe())')
 export LIVEREC_FFMPEG9 FFMPEG9=$LIVEREC_FFMPEG9
@@ -40,4 +44,10 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+say "catalog tests on PostgreSQL"
+./scripts/with-postgres.sh cargo test -p liverec-catalog --locked
+
+say "API tests through Alibaba's Python SDKs"
+LIVEREC_BIN=target/debug/liverec ./scripts/test-python.sh
+
 say "all tests passed"

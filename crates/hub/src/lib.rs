@@ -16,5 +16,5 @@ mod subscription;
 
 pub use gop::GopCache;
 pub use key::{NameError, StreamKey, validate_domain, validate_name};
-pub use registry::{Hub, HubConfig, HubError, Lifecycle, PublishInfo, Publisher};
+pub use registry::{Hub, HubConfig, HubError, Lifecycle, PublishInfo, PublishReady, Publisher};
 pub use subscription::{Delivered, HubEvent, SlowPolicy, SubscribeOptions, Subscription};

@@ -9,12 +9,15 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use liverec_media::timestamp::Normalizer;
 use liverec_media::{CodecConfig, Frame, TrackKind, Tracks};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::gop::{DEFAULT_GOP_CACHE_BYTES, GopCache};
 use crate::key::StreamKey;
 use crate::subscription::{HubEvent, SubscribeOptions, SubscriberShared, Subscription};
+
+/// Longest wait for the recorder to handle a publish announcement before frames flow anyway.
+pub const PUBLISH_READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// DESIGN.md: a first publisher silent this long is gone, so a reconnecting encoder is accepted.
 pub const DEFAULT_STALE_PUBLISHER_AFTER: Duration = Duration::from_secs(5);
@@ -57,11 +60,24 @@ pub struct PublishInfo {
 }
 
 /// Publish starts and ends, for the recorder's supervisor.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Lifecycle {
-    Published(Arc<PublishInfo>),
-    Unpublished { key: StreamKey, session: u64 },
+    /// A publish started. Its first frame waits until `ready` is dropped (or a timeout), so a
+    /// recorder that subscribes when it handles this event misses nothing, even from a
+    /// publisher that sends faster than real time.
+    Published {
+        info: Arc<PublishInfo>,
+        ready: PublishReady,
+    },
+    Unpublished {
+        key: StreamKey,
+        session: u64,
+    },
 }
+
+/// Dropping it tells the publisher that the publish announcement was handled.
+#[derive(Debug)]
+pub struct PublishReady(#[allow(dead_code)] oneshot::Sender<()>);
 
 pub(crate) struct StreamShared {
     pub(crate) info: Arc<PublishInfo>,
@@ -198,8 +214,15 @@ impl Hub {
             })
             .await?;
         }
-        self.announce(Lifecycle::Published(stream.info.clone()))
-            .await?;
+        let (ready, handled) = oneshot::channel();
+        let info = stream.info.clone();
+        self.announce(Lifecycle::Published {
+            info,
+            ready: PublishReady(ready),
+        })
+        .await?;
+        // Sent or dropped, either way the announcement was handled.
+        let _ = tokio::time::timeout(PUBLISH_READY_TIMEOUT, handled).await;
         Ok(Publisher {
             hub: self.clone(),
             stream,
@@ -380,11 +403,13 @@ impl Publisher {
 
 impl Drop for Publisher {
     fn drop(&mut self) {
-        if let Some(event) = self.finish()
-            && let Err(err) = self.hub.inner.lifecycle.try_send(event.clone())
+        let Some(event) = self.finish() else { return };
+        if let Err(
+            mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event),
+        ) = self.hub.inner.lifecycle.try_send(event)
         {
             // Never lose an end of session: hand it to the runtime if the channel is full.
-            tracing::debug!(%err, "lifecycle channel full; announcing unpublish later");
+            tracing::debug!("lifecycle channel full; announcing unpublish later");
             let hub = self.hub.clone();
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
                 handle.spawn(async move {

@@ -52,7 +52,10 @@ fn data(len: usize) -> Bytes {
 async fn second_publisher_of_live_stream_is_refused() {
     let (hub, mut events) = hub(HubConfig::default());
     let first = hub.publish(key("a"), vec![], None).await.unwrap();
-    assert!(matches!(events.recv().await, Some(Lifecycle::Published(_))));
+    assert!(matches!(
+        events.recv().await,
+        Some(Lifecycle::Published { .. })
+    ));
     let err = hub.publish(key("a"), vec![], None).await.err();
     assert_eq!(err, Some(HubError::AlreadyPublishing(key("a"))));
     // Another stream name is independent.

@@ -1,6 +1,8 @@
 //! `liverec`: a live-stream recording server with an Alibaba-compatible recording API.
 
+mod configs;
 mod ingest;
+mod keys;
 mod serve;
 mod settings;
 
@@ -30,7 +32,33 @@ enum Cmd {
         /// Overrides `rtmp_listen`, e.g. 0.0.0.0:1935.
         #[arg(long)]
         rtmp_listen: Option<std::net::SocketAddr>,
+        /// Overrides `api_listen`, e.g. 0.0.0.0:8080.
+        #[arg(long)]
+        api_listen: Option<std::net::SocketAddr>,
     },
+    /// Manage API access keys (in the configured database).
+    Keys {
+        /// TOML config file (for `data_dir` / `database_url`).
+        #[arg(long, short, env = "LIVEREC_CONFIG")]
+        config: Option<PathBuf>,
+        /// Overrides `data_dir`.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Create a key and print its id and secret.
+    Create,
+    /// List keys (never their secrets).
+    List,
+    /// Disable a key: requests signed with it are refused.
+    Disable { id: String },
+    /// Enable a disabled key.
+    Enable { id: String },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,6 +75,7 @@ fn main() -> anyhow::Result<()> {
             config,
             data_dir,
             rtmp_listen,
+            api_listen,
         } => {
             let mut settings = settings::Settings::load(config.as_deref())?;
             if let Some(dir) = data_dir {
@@ -55,9 +84,38 @@ fn main() -> anyhow::Result<()> {
             if let Some(addr) = rtmp_listen {
                 settings.rtmp_listen = addr;
             }
+            if let Some(addr) = api_listen {
+                settings.api_listen = addr;
+            }
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(serve::serve(settings, shutdown_signal()))
+        }
+        Cmd::Keys {
+            config,
+            data_dir,
+            action,
+        } => {
+            let mut settings = settings::Settings::load(config.as_deref())?;
+            if let Some(dir) = data_dir {
+                settings.data_dir = dir;
+            }
+            let command = match action {
+                KeysAction::Create => keys::KeysCommand::Create,
+                KeysAction::List => keys::KeysCommand::List,
+                KeysAction::Disable { id } => keys::KeysCommand::Disable(id),
+                KeysAction::Enable { id } => keys::KeysCommand::Enable(id),
+            };
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(async {
+                std::fs::create_dir_all(&settings.data_dir)
+                    .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
+                let catalog = liverec_catalog::Catalog::open(&settings.database_url())
+                    .await
+                    .context("cannot open the database")?;
+                keys::run(&catalog, command).await
+            })
         }
     }
 }

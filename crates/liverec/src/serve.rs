@@ -1,22 +1,63 @@
 //! Wires the crates together and runs until `shutdown` resolves.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use liverec_api::{ApiState, ReloadConfigs};
+use liverec_catalog::{Catalog, RecordingRow, unix_ms};
 use liverec_hub::{Hub, HubConfig, SlowPolicy, SubscribeOptions};
-use liverec_recorder::{FileRecord, FixedConfig, RecorderDeps, SpoolPolicy, Supervisor};
+use liverec_recorder::{FileRecord, FileSink, RecorderDeps, SpoolPolicy, Supervisor};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::configs::CatalogConfigs;
 use crate::ingest::{DomainPolicy, Ingest};
 use crate::settings::{Settings, secs};
 
 /// Bound of the hub → recorder publish-event queue.
 const LIFECYCLE_QUEUE: usize = 4096;
+/// How long in-flight API requests get at shutdown.
+const API_DRAIN: Duration = Duration::from_secs(5);
+/// How long RTMP sessions get to end at shutdown.
+const RTMP_DRAIN: Duration = Duration::from_secs(5);
+
+/// Indexes every finished file in the catalog.
+fn index_sink(catalog: Catalog) -> FileSink {
+    Arc::new(move |record: FileRecord| {
+        let catalog = catalog.clone();
+        Box::pin(async move {
+            let row = RecordingRow {
+                record_id: uuid::Uuid::new_v4().to_string(),
+                domain: record.key.domain.clone(),
+                app: record.key.app.clone(),
+                stream: record.key.stream.clone(),
+                format: record.format.as_str().to_owned(),
+                oss_bucket: record.bucket.clone(),
+                oss_endpoint: record.endpoint.clone(),
+                oss_object: record.object.clone(),
+                start_time: unix_ms(record.start),
+                end_time: unix_ms(record.end),
+                duration_secs: record.duration_ms as f64 / 1000.0,
+                size: i64::try_from(record.size).unwrap_or(i64::MAX),
+                width: i32::try_from(record.width).unwrap_or(0),
+                height: i32::try_from(record.height).unwrap_or(0),
+                created_at: unix_ms(std::time::SystemTime::now()),
+            };
+            match catalog.insert_recording(&row).await {
+                Ok(()) => {
+                    tracing::debug!(record_id = %row.record_id, object = %row.oss_object, "recording indexed")
+                }
+                Err(err) => {
+                    tracing::error!(object = %row.oss_object, %err, "cannot index a finished recording")
+                }
+            }
+        })
+    })
+}
 
 pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.data_dir).with_context(|| {
@@ -31,7 +72,24 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
             tracing::info!(mode = ?c.mode, formats = ?c.formats.iter().map(|f| f.format.as_str()).collect::<Vec<_>>(),
             delay_secs = c.delay.as_secs_f64(), bucket = %c.bucket, "built-in record config")
         }
-        None => tracing::info!("built-in record config disabled: nothing is recorded"),
+        None => tracing::info!("built-in record config disabled: only API-made configs record"),
+    }
+
+    let catalog = Catalog::open(&settings.database_url())
+        .await
+        .context("cannot open the database")?;
+    crate::keys::bootstrap(&catalog, &settings.data_dir).await?;
+    let configs = Arc::new(CatalogConfigs::new(catalog.clone(), record_config));
+    configs.reload().await;
+    let sink = index_sink(catalog.clone());
+
+    // Before anything records: finish what a crash left in the spools.
+    let recovered = liverec_recorder::recovery::recover_all(&settings.data_dir, &sink).await;
+    if recovered > 0 {
+        tracing::info!(
+            recovered,
+            "finalized recordings left unfinished by the previous run"
+        );
     }
 
     let (lifecycle_tx, lifecycle_rx) = mpsc::channel(LIFECYCLE_QUEUE);
@@ -46,12 +104,9 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
         },
         lifecycle_tx,
     );
-    let sink = Arc::new(|record: FileRecord| {
-        tracing::debug!(object = %record.object, "file recorded");
-    });
     let deps = RecorderDeps {
         hub: hub.clone(),
-        configs: Arc::new(FixedConfig(record_config)),
+        configs: configs.clone(),
         data_dir: settings.data_dir.clone(),
         policy: SpoolPolicy {
             flush_every: secs(
@@ -78,13 +133,40 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
     };
     let shutdown_timeout = secs("shutdown_timeout_secs", settings.shutdown_timeout_secs)?;
     let recorder_cancel = CancellationToken::new();
-    let (_recorders, supervisor) = Supervisor::spawn(
+    let (recorders, supervisor) = Supervisor::spawn(
         deps,
         lifecycle_rx,
         recorder_cancel.clone(),
         shutdown_timeout,
     );
 
+    // Control API.
+    let api_listener = TcpListener::bind(settings.api_listen)
+        .await
+        .with_context(|| format!("cannot listen for the API on {}", settings.api_listen))?;
+    let reload_configs: ReloadConfigs = {
+        let configs = configs.clone();
+        Arc::new(move || {
+            let configs = configs.clone();
+            Box::pin(async move { configs.reload().await })
+        })
+    };
+    let api_state = Arc::new(ApiState {
+        catalog: catalog.clone(),
+        recorder: recorders,
+        hub: hub.clone(),
+        reload_configs,
+        settings: settings.api_settings(),
+    });
+    tracing::info!(addr = %api_listener.local_addr()?, "api listening");
+    let api_cancel = CancellationToken::new();
+    let api = tokio::spawn(
+        axum::serve(api_listener, liverec_api::router(api_state))
+            .with_graceful_shutdown(api_cancel.clone().cancelled_owned())
+            .into_future(),
+    );
+
+    // RTMP ingest.
     let listener = TcpListener::bind(settings.rtmp_listen)
         .await
         .with_context(|| format!("cannot listen for RTMP on {}", settings.rtmp_listen))?;
@@ -115,13 +197,14 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
     ));
 
     shutdown.await;
-    tracing::info!("shutting down: closing publishers, then finalizing recordings");
+    tracing::info!("shutting down: closing the API and publishers, then finalizing recordings");
+    api_cancel.cancel();
     rtmp_cancel.cancel();
-    if tokio::time::timeout(Duration::from_secs(5), rtmp)
-        .await
-        .is_err()
-    {
-        tracing::warn!("rtmp sessions did not end within 5 s");
+    if tokio::time::timeout(API_DRAIN, api).await.is_err() {
+        tracing::warn!("API requests did not finish within {API_DRAIN:?}");
+    }
+    if tokio::time::timeout(RTMP_DRAIN, rtmp).await.is_err() {
+        tracing::warn!("rtmp sessions did not end within {RTMP_DRAIN:?}");
     }
     recorder_cancel.cancel();
     supervisor.await.context("recorder supervisor failed")?;

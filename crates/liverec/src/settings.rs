@@ -18,6 +18,10 @@ pub struct Settings {
     /// Database, buckets and spool live here.
     pub data_dir: PathBuf,
     pub rtmp_listen: SocketAddr,
+    /// The control API (Alibaba-compatible OpenAPI).
+    pub api_listen: SocketAddr,
+    /// `sqlite://PATH` or `postgres://…`; default `sqlite://{data_dir}/liverec.db`.
+    pub database_url: Option<String>,
     /// Domain of a publish that names none (`vhost=`/`domain=` query parameter).
     pub default_domain: String,
     /// Domains whose name in the publish URL's host (tcUrl) selects them.
@@ -25,6 +29,7 @@ pub struct Settings {
     /// Longest wait for recordings to be finalized at shutdown.
     pub shutdown_timeout_secs: f64,
     pub ingest: IngestSettings,
+    pub api: ApiSettings,
     pub hub: HubSettings,
     pub spool: SpoolSettings,
     /// The built-in record config applied to every stream.
@@ -38,6 +43,27 @@ pub struct IngestSettings {
     pub handshake_timeout_secs: f64,
     /// A publisher silent this long is gone (and may be replaced by a new one).
     pub idle_timeout_secs: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// `HostId` of error bodies.
+    pub host_id: String,
+    /// Query string + body limit.
+    pub max_request_bytes: usize,
+    /// Accepted clock skew of signed requests.
+    pub timestamp_window_secs: u64,
+    /// QPS per access key of actions without a built-in limit (0 = unlimited).
+    pub default_qps: u32,
+    /// Per-action QPS per access key, overriding the built-in ones
+    /// (RealTimeRecordCommand 50, record-config actions 30).
+    pub qps: std::collections::HashMap<String, u32>,
+    /// Only domains made through the API exist; others get `InvalidDomain.NotFound`.
+    pub strict_domains: bool,
+    /// When set, only these OssBucket names are accepted (each a directory under
+    /// `data/buckets/`); otherwise any valid name is.
+    pub buckets: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -101,6 +127,8 @@ impl Default for Settings {
         Self {
             data_dir: PathBuf::from("./data"),
             rtmp_listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
+            api_listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            database_url: None,
             default_domain: "live.liverec.local".to_owned(),
             domains: Vec::new(),
             shutdown_timeout_secs: 10.0,
@@ -108,6 +136,15 @@ impl Default for Settings {
                 max_publishers: 1000,
                 handshake_timeout_secs: 5.0,
                 idle_timeout_secs: 5.0,
+            },
+            api: ApiSettings {
+                host_id: liverec_api::DEFAULT_HOST_ID.to_owned(),
+                max_request_bytes: liverec_api::ApiSettings::default().max_request_bytes,
+                timestamp_window_secs: liverec_api::DEFAULT_TIMESTAMP_WINDOW.as_secs(),
+                default_qps: liverec_api::ApiSettings::default().default_qps,
+                qps: std::collections::HashMap::new(),
+                strict_domains: false,
+                buckets: None,
             },
             hub: HubSettings {
                 gop_cache_bytes: 16 * 1024 * 1024,
@@ -135,6 +172,22 @@ impl Default for Settings {
     }
 }
 
+/// Top-level keys of [`Settings`], the only ones `LIVEREC_*` variables may set.
+const SETTING_KEYS: &[&str] = &[
+    "data_dir",
+    "rtmp_listen",
+    "api_listen",
+    "database_url",
+    "default_domain",
+    "domains",
+    "shutdown_timeout_secs",
+    "ingest",
+    "api",
+    "hub",
+    "spool",
+    "record",
+];
+
 /// A positive, finite number of seconds.
 pub fn secs(what: &str, value: f64) -> anyhow::Result<Duration> {
     if !(value.is_finite() && value > 0.0) {
@@ -153,17 +206,39 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(file));
         }
-        figment = figment.merge(Env::prefixed("LIVEREC_").split("__").ignore(&[
-            "log",
-            "config",
-            "access_key_id",
-            "access_key_secret",
-            "ffmpeg9",
-            "test_pg",
-        ]));
+        // Only variables naming a setting: LIVEREC_LOG, LIVEREC_ACCESS_KEY_ID and the like are
+        // read elsewhere, and an unrelated LIVEREC_* variable must not stop the server.
+        figment = figment.merge(
+            Env::prefixed("LIVEREC_")
+                .filter(|key| {
+                    let top = key.as_str().split("__").next().unwrap_or_default();
+                    SETTING_KEYS.iter().any(|k| top.eq_ignore_ascii_case(k))
+                })
+                .split("__"),
+        );
         let settings: Settings = figment.extract().context("invalid settings")?;
         settings.record_config()?;
         Ok(settings)
+    }
+
+    /// The database URL, defaulting to SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("liverec.db").display()))
+    }
+
+    /// The API's settings.
+    pub fn api_settings(&self) -> liverec_api::ApiSettings {
+        liverec_api::ApiSettings {
+            host_id: self.api.host_id.clone(),
+            max_request_bytes: self.api.max_request_bytes,
+            timestamp_window: Duration::from_secs(self.api.timestamp_window_secs),
+            qps: self.api.qps.clone(),
+            default_qps: self.api.default_qps,
+            strict_domains: self.api.strict_domains,
+            buckets: self.api.buckets.clone(),
+        }
     }
 
     /// The built-in record config, or `None` when disabled.
@@ -202,6 +277,7 @@ impl Settings {
             mode,
             delay: secs("record.delay_secs", r.delay_secs)?,
             bucket: r.bucket.clone(),
+            endpoint: String::new(),
             formats,
         }))
     }

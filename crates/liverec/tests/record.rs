@@ -101,6 +101,48 @@ fn h264_aac_stream_is_recorded_in_every_format() {
         "10 s in 3 s slices cut at 1 s GOPs"
     );
     assert!(server.recorded("m4s").len() >= 4);
+    // Every finished file is a row of the record index.
+    let db = format!(
+        "sqlite://{}",
+        server.data_dir().join("liverec.db").display()
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let rows = runtime.block_on(async {
+        let catalog = liverec_catalog::Catalog::open(&db).await.unwrap();
+        let page = liverec_catalog::Page {
+            num: 1,
+            size: 30,
+            desc: false,
+        };
+        let query = liverec_catalog::RecordingQuery {
+            domain: "v.example.com".into(),
+            app: "live".into(),
+            stream: "s1".into(),
+            start: 0,
+            end: i64::MAX,
+            page,
+        };
+        catalog.recordings(&query).await.unwrap().0
+    });
+    let mut formats: Vec<&str> = rows.iter().map(|r| r.format.as_str()).collect();
+    formats.sort_unstable();
+    assert_eq!(formats, vec!["cmaf", "flv", "m3u8", "mp4"]);
+    for row in &rows {
+        assert!(
+            (row.duration_secs - SOURCE_SECS).abs() <= TOLERANCE_SECS,
+            "{row:?}"
+        );
+        assert_eq!((row.width, row.height), (320, 240), "{row:?}");
+        assert!(row.size > 0 && row.end_time > row.start_time, "{row:?}");
+        assert!(
+            server
+                .data_dir()
+                .join("buckets/default")
+                .join(&row.oss_object)
+                .exists(),
+            "{row:?}"
+        );
+    }
     assert!(server.terminate(Duration::from_secs(15)), "clean exit");
 }
 

@@ -79,8 +79,9 @@ impl Normalizer {
             }
         }
         if let Some(prev) = state.last_dts {
-            if dts < prev {
-                dts = prev;
+            // Strictly increasing per track: containers refuse two samples at one DTS.
+            if dts <= prev {
+                dts = prev + 1;
             }
             let step = dts - prev;
             if step > 0 && step <= MAX_FORWARD_JUMP_MS {
@@ -164,7 +165,7 @@ mod tests {
     fn small_backward_step_is_clamped_per_track() {
         use TrackKind::*;
         let out = run(&[(Audio, 100), (Audio, 90), (Audio, 120)]);
-        assert_eq!(out, vec![100, 100, 120]);
+        assert_eq!(out, vec![100, 101, 120]);
     }
 
     proptest! {
@@ -183,7 +184,7 @@ mod tests {
                 let dts = n.normalize(track, raw);
                 let idx = usize::from(is_video);
                 if let Some(prev) = last[idx] {
-                    prop_assert!(dts >= prev);
+                    prop_assert!(dts > prev);
                 }
                 if let Some(s) = stream_last {
                     prop_assert!(dts - s <= MAX_FORWARD_JUMP_MS);

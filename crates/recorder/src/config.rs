@@ -94,6 +94,8 @@ pub struct RecordConfig {
     pub delay: Duration,
     /// Names the storage target.
     pub bucket: String,
+    /// OssEndpoint of the config, echoed in the record index (local targets ignore it).
+    pub endpoint: String,
     pub formats: Vec<FormatSpec>,
 }
 
@@ -104,6 +106,7 @@ impl RecordConfig {
             mode: Mode::Automatic,
             delay: DEFAULT_DELAY,
             bucket: DEFAULT_BUCKET.to_owned(),
+            endpoint: String::new(),
             formats: vec![FormatSpec::new(Format::Mp4)],
         }
     }

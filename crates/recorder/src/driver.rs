@@ -146,7 +146,7 @@ impl Driver {
     /// Returns `true` when the recorder should stop.
     async fn on_inbox(&mut self, msg: Inbox) -> bool {
         match msg {
-            Inbox::Lifecycle(Lifecycle::Published(info)) => {
+            Inbox::Lifecycle(Lifecycle::Published { info, ready }) => {
                 self.session = Some(info.session);
                 // A config change applies from the next publish on.
                 let config = self.deps.configs.resolve(&self.key);
@@ -158,6 +158,8 @@ impl Driver {
                     None,
                 )
                 .await;
+                // Subscribed (if recording): the publisher's frames may flow.
+                drop(ready);
             }
             Inbox::Lifecycle(Lifecycle::Unpublished { session, .. }) => {
                 // While subscribed to that session, its end comes through the subscription,
@@ -181,7 +183,10 @@ impl Driver {
 
     async fn on_command(&mut self, command: Command) -> CommandReply {
         let config = self.deps.configs.resolve(&self.key);
-        if config.is_none() && matches!(command, Command::Start | Command::Restart) {
+        // DESIGN.md: parameters → domain → a config applies → state table. A recording that is
+        // already open (its config deleted since) can still be stopped and finalized.
+        let idle = self.machine.state() == crate::machine::State::Idle;
+        if config.is_none() && (idle || matches!(command, Command::Start | Command::Restart)) {
             return CommandReply::NoConfig;
         }
         match self.step(Event::CommandReceived(command), None).await {
@@ -202,6 +207,7 @@ impl Driver {
                     seq: delivered.seq,
                     track: frame.track,
                     dts: frame.dts,
+                    cts: frame.cts,
                     starts_gop,
                 };
                 self.step(Event::FrameArrived(meta), Some(frame)).await;
@@ -295,7 +301,8 @@ impl Driver {
     }
 
     fn outputs(&self, config: &RecordConfig) -> Vec<Output> {
-        let target = LocalTarget::in_data_dir(&self.deps.data_dir, &config.bucket);
+        let target = LocalTarget::in_data_dir(&self.deps.data_dir, &config.bucket)
+            .with_endpoint(&config.endpoint);
         config
             .formats
             .iter()

@@ -62,6 +62,8 @@ pub struct FrameMeta {
     pub seq: u64,
     pub track: TrackKind,
     pub dts: i64,
+    /// Composition offset (`pts - dts`), ms.
+    pub cts: i32,
     /// A point a recording may start at: a video keyframe, or any frame of an audio-only stream.
     pub starts_gop: bool,
 }
@@ -132,6 +134,8 @@ struct Recording {
     last_seq: Option<u64>,
     /// Largest timeline dts written, any track.
     last_dts: Option<i64>,
+    /// Largest timeline pts written, any track: a resumed recording is shown after it.
+    last_pts: Option<i64>,
     last_video_dts: Option<i64>,
     video_step: i64,
     restart_pending: bool,
@@ -146,6 +150,7 @@ impl Recording {
             floor_dts: i64::MIN,
             last_seq: None,
             last_dts: None,
+            last_pts: None,
             last_video_dts: None,
             video_step: DEFAULT_FRAME_STEP_MS,
             restart_pending: false,
@@ -405,8 +410,16 @@ impl Machine {
                     return;
                 }
                 rec.offset = match rec.last_dts {
-                    // Resuming after a gap: continue one frame after the last one written.
-                    Some(last) => frame.dts - (last + rec.video_step),
+                    // Resuming after a gap: one frame after the last one written, in decode
+                    // order and in display order (B-frames may have shown later than they
+                    // decoded).
+                    Some(last) => {
+                        let by_dts = last + rec.video_step;
+                        let by_pts = rec
+                            .last_pts
+                            .map_or(i64::MIN, |p| p + rec.video_step - i64::from(frame.cts));
+                        frame.dts - by_dts.max(by_pts)
+                    }
                     None => frame.dts,
                 };
                 rec.floor_dts = frame.dts;
@@ -429,6 +442,8 @@ impl Machine {
         rec.last_seq = Some(frame.seq);
         self.last_written = Some(frame.seq);
         rec.last_dts = Some(rec.last_dts.map_or(dts, |d| d.max(dts)));
+        let pts = dts + i64::from(frame.cts);
+        rec.last_pts = Some(rec.last_pts.map_or(pts, |p| p.max(pts)));
         out.push(Action::WriteFrame { dts });
     }
 }
@@ -471,6 +486,7 @@ mod tests {
             self.seq += 1;
             let starts_gop = key && track == TrackKind::Video;
             self.ev(Event::FrameArrived(FrameMeta {
+                cts: 0,
                 seq: self.seq,
                 track,
                 dts,
@@ -483,6 +499,7 @@ mod tests {
         }
         fn replay(&mut self, seq: u64, dts: i64, key: bool) -> Option<i64> {
             self.ev(Event::FrameArrived(FrameMeta {
+                cts: 0,
                 seq,
                 track: TrackKind::Video,
                 dts,
@@ -634,6 +651,36 @@ mod tests {
     }
 
     #[test]
+    fn resume_after_b_frames_is_shown_after_everything_written() {
+        let mut h = Harness::new(Mode::Manual);
+        h.ev(Event::PublishStarted { session: 1 });
+        h.cmd(Command::Start);
+        let frame = |h: &mut Harness, seq: u64, dts: i64, cts: i32, key: bool| {
+            let meta = FrameMeta {
+                seq,
+                track: TrackKind::Video,
+                dts,
+                cts,
+                starts_gop: key,
+            };
+            h.ev(Event::FrameArrived(meta));
+            h.out.iter().find_map(|a| match a {
+                Action::WriteFrame { dts } => Some(*dts),
+                _ => None,
+            })
+        };
+        assert_eq!(frame(&mut h, 1, 0, 0, true), Some(0));
+        // A P-frame shown at 120 whose B-frames never come: the recording stops here.
+        assert_eq!(frame(&mut h, 2, 40, 80, false), Some(40));
+        h.cmd(Command::Stop);
+        frame(&mut h, 3, 5000, 0, true);
+        h.cmd(Command::Start);
+        // Decode order alone would allow 80; display order needs more than 120.
+        let resumed = frame(&mut h, 3, 5000, 0, true).unwrap();
+        assert_eq!(resumed, 160);
+    }
+
+    #[test]
     fn stop_paused_recording_stays_paused_when_publisher_returns() {
         let mut h = Harness::new(Mode::Automatic);
         h.ev(Event::PublishStarted { session: 1 });
@@ -764,6 +811,7 @@ mod tests {
                     Action::Subscribe => {
                         for (seq, dts, key) in self.cache.clone() {
                             let meta = FrameMeta {
+                                cts: 0,
                                 seq,
                                 track: TrackKind::Video,
                                 dts,
@@ -804,7 +852,7 @@ mod tests {
                         if key { t.cache.clear(); }
                         t.cache.push((h.seq, stream_dts, key));
                         let seq = h.seq;
-                        let meta = FrameMeta { seq, track: TrackKind::Video, dts: stream_dts, starts_gop: key };
+                        let meta = FrameMeta { cts: 0, seq, track: TrackKind::Video, dts: stream_dts, starts_gop: key };
                         t.step(&mut h, Event::FrameArrived(meta), Some((seq, stream_dts, key)));
                     }
                 }

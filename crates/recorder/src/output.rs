@@ -5,6 +5,8 @@ mod error;
 mod file;
 mod segmented;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -27,6 +29,7 @@ pub struct FileRecord {
     pub key: StreamKey,
     pub format: Format,
     pub bucket: String,
+    pub endpoint: String,
     /// Object name of the file (the playlist for segmented formats) inside the bucket.
     pub object: String,
     pub start: SystemTime,
@@ -40,8 +43,10 @@ pub struct FileRecord {
     pub segments: Vec<String>,
 }
 
-/// Receives every finished file.
-pub type FileSink = Arc<dyn Fn(FileRecord) + Send + Sync>;
+/// Receives every finished file (indexes it, queues callbacks). Awaited by the finalize task,
+/// so shutdown waits for it too.
+pub type FileSink =
+    Arc<dyn Fn(FileRecord) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// What an output needs from its surroundings.
 #[derive(Clone)]
@@ -140,8 +145,9 @@ impl FileClock {
         let idx = usize::from(track == TrackKind::Video);
         let mut t = (dts - self.start).max(0);
         if let Some(prev) = self.last[idx] {
-            if t < prev {
-                t = prev;
+            // Strictly increasing per track: containers refuse two samples at one DTS.
+            if t <= prev {
+                t = prev + 1;
             }
             if track == TrackKind::Video && t > prev {
                 self.video_step = t - prev;
@@ -155,6 +161,21 @@ impl FileClock {
     fn elapsed(&self, dts: i64) -> i64 {
         dts - self.start
     }
+}
+
+/// Writes a spool file's recovery sidecar off the runtime.
+async fn save_meta(
+    spool_file: std::path::PathBuf,
+    meta: crate::recovery::SpoolMeta,
+) -> std::io::Result<()> {
+    tokio::task::spawn_blocking(move || crate::recovery::write_meta(&spool_file, &meta))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// Removes a finished spool file's sidecar off the runtime.
+async fn drop_meta(spool_file: std::path::PathBuf) {
+    let _ = tokio::task::spawn_blocking(move || crate::recovery::remove_meta(&spool_file)).await;
 }
 
 fn video_size(tracks: &Tracks) -> (u32, u32) {

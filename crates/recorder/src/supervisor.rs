@@ -90,10 +90,10 @@ impl Supervisor {
                 _ = cancel.cancelled() => break,
                 Some(event) = lifecycle.recv() => {
                     let key = match &event {
-                        Lifecycle::Published(info) => info.key.clone(),
+                        Lifecycle::Published { info, .. } => info.key.clone(),
                         Lifecycle::Unpublished { key, .. } => key.clone(),
                     };
-                    let create = matches!(event, Lifecycle::Published(_));
+                    let create = matches!(event, Lifecycle::Published { .. });
                     self.route(key, Inbox::Lifecycle(event), create);
                 }
                 Some((key, command, reply)) = commands.recv() => {

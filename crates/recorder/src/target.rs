@@ -16,6 +16,7 @@ const MAX_COLLISION_SUFFIX: u32 = 10_000;
 #[derive(Clone, Debug)]
 pub struct LocalTarget {
     bucket: String,
+    endpoint: String,
     root: PathBuf,
 }
 
@@ -25,6 +26,7 @@ impl LocalTarget {
     pub fn new(bucket: impl Into<String>, root: impl Into<PathBuf>) -> Self {
         Self {
             bucket: bucket.into(),
+            endpoint: String::new(),
             root: root.into(),
         }
     }
@@ -34,8 +36,18 @@ impl LocalTarget {
         Self::new(bucket, data_dir.join("buckets").join(bucket))
     }
 
+    /// The same target, reported with `endpoint` (a config's OssEndpoint).
+    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = endpoint.into();
+        self
+    }
+
     pub fn bucket(&self) -> &str {
         &self.bucket
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 
     pub fn root(&self) -> &Path {

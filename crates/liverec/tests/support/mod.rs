@@ -60,19 +60,27 @@ pub struct Server {
     pub rtmp: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
     lines: mpsc::Receiver<String>,
+    /// Every line with the moment it was read (for "how late did the server see X").
+    timed: Arc<Mutex<Vec<(Instant, String)>>>,
 }
 
 impl Server {
     /// Starts `liverec serve` with `extra_toml` appended to a config that binds free ports and
     /// keeps data in a temp dir.
     pub fn start(extra_toml: &str) -> Server {
+        Server::start_with_env(extra_toml, &[])
+    }
+
+    /// Like [`Server::start`], with extra environment variables for the server process
+    /// (`LIVEREC_*` overrides).
+    pub fn start_with_env(extra_toml: &str, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("liverec.toml");
         let data = dir.path().join("data");
         std::fs::write(
             &config,
             format!(
-                "rtmp_listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n{extra_toml}\n",
+                "rtmp_listen = \"127.0.0.1:0\"\napi_listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n{extra_toml}\n",
                 data.display().to_string()
             ),
         )
@@ -81,18 +89,22 @@ impl Server {
             .args(["serve", "--config"])
             .arg(&config)
             .env("LIVEREC_LOG", "info,liverec_rtmp=debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn liverec");
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(Vec::new()));
+        let timed = Arc::new(Mutex::new(Vec::new()));
         let (tx, lines) = mpsc::channel();
         {
             let log = log.clone();
+            let timed = timed.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                     eprintln!("[liverec] {line}");
+                    timed.lock().unwrap().push((Instant::now(), line.clone()));
                     log.lock().unwrap().push(line.clone());
                     let _ = tx.send(line);
                 }
@@ -104,6 +116,7 @@ impl Server {
             rtmp: SocketAddr::from(([127, 0, 0, 1], 0)),
             log,
             lines,
+            timed,
         };
         let line = server.wait_for_log("rtmp ingest listening", Duration::from_secs(20));
         let addr = line
@@ -145,6 +158,62 @@ impl Server {
 
     pub fn log_contains(&self, pattern: &str) -> bool {
         self.log.lock().unwrap().iter().any(|l| l.contains(pattern))
+    }
+
+    /// Lines logged so far that contain every one of `patterns`.
+    pub fn log_lines(&self, patterns: &[&str]) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| patterns.iter().all(|p| l.contains(p)))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until at least `n` lines logged since the start contain every one of `patterns`
+    /// (unlike [`Server::wait_for_log`] it consumes nothing, so waits for several streams
+    /// don't steal each other's lines).
+    pub fn wait_for_lines(&self, patterns: &[&str], n: usize, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let lines = self.log_lines(patterns);
+            if lines.len() >= n {
+                return lines;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {n} log lines with {patterns:?} within {timeout:?}: {lines:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// When the first line containing every one of `patterns` was read, if one was.
+    pub fn logged_at(&self, patterns: &[&str]) -> Option<Instant> {
+        self.timed
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, l)| patterns.iter().all(|p| l.contains(p)))
+            .map(|(at, _)| *at)
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Finished objects of the default bucket with the given extension whose object name
+    /// lies under `.../{app}/{stream}/`.
+    pub fn recorded_for(&self, app: &str, stream: &str, extension: &str) -> Vec<PathBuf> {
+        let needle = format!("/{app}/{stream}/");
+        self.recorded(extension)
+            .into_iter()
+            .filter(|f| f.to_string_lossy().contains(&needle))
+            .collect()
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
@@ -396,4 +465,227 @@ pub fn banner(ffmpeg: &Path, file: &Path) -> String {
         .output()
         .expect("ffmpeg -i");
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Packets per stream a recording of `asset` must hold: every video packet, and every audio
+/// packet from the first video packet on (a recording starts with a keyframe; audio stamped
+/// before it has no picture to go with).
+pub fn recordable_counts(ffmpeg: &Path, asset: &Path) -> Vec<usize> {
+    let p = packets(ffmpeg, asset);
+    if p.streams.len() < 2 {
+        return p.streams.iter().map(Vec::len).collect();
+    }
+    let first_video = p.streams[0].first().map_or(i64::MIN, |(dts, _)| *dts);
+    vec![
+        p.streams[0].len(),
+        p.streams[1]
+            .iter()
+            .filter(|(dts, _)| *dts >= first_video)
+            .count(),
+    ]
+}
+
+/// One packet as `ffmpeg -f framecrc` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pkt {
+    pub dts: i64,
+    pub pts: i64,
+    pub size: u64,
+    /// Adler-32 of the payload, as framecrc prints it.
+    pub crc: String,
+    pub key: bool,
+}
+
+/// Every packet of a file with its payload checksum, per stream, and each stream's time base
+/// as (numerator, denominator).
+#[derive(Debug, Default, Clone)]
+pub struct PacketList {
+    pub streams: Vec<Vec<Pkt>>,
+    pub time_bases: Vec<(i64, i64)>,
+}
+
+impl PacketList {
+    /// `ts` of stream `stream` in seconds.
+    pub fn secs(&self, stream: usize, ts: i64) -> f64 {
+        let (num, den) = self.time_bases[stream];
+        ts as f64 * num as f64 / den as f64
+    }
+
+    /// Smallest and largest pts of a stream, in seconds.
+    pub fn pts_range(&self, stream: usize) -> (f64, f64) {
+        let pts = self.streams[stream].iter().map(|p| p.pts);
+        let (min, max) = (pts.clone().min().unwrap(), pts.max().unwrap());
+        (self.secs(stream, min), self.secs(stream, max))
+    }
+}
+
+pub fn packet_list(ffmpeg: &Path, file: &Path) -> PacketList {
+    let out = Command::new(ffmpeg)
+        .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
+        .arg(file)
+        .args(["-map", "0", "-c", "copy", "-f", "framecrc", "-"])
+        .output()
+        .expect("ffmpeg framecrc");
+    assert!(
+        out.status.success(),
+        "framecrc of {} failed: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut list = PacketList::default();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some(tb) = line.strip_prefix("#tb ") {
+            let tb = tb.split(": ").nth(1).unwrap_or("1/1");
+            let (num, den) = tb.split_once('/').unwrap_or(("1", "1"));
+            list.time_bases
+                .push((num.trim().parse().unwrap(), den.trim().parse().unwrap()));
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        if f.len() < 6 {
+            continue;
+        }
+        let idx: usize = f[0].parse().expect("stream index");
+        while list.streams.len() <= idx {
+            list.streams.push(Vec::new());
+        }
+        // Flags are printed only when they differ from "key" (F=0x1).
+        let key = f.get(6).is_none_or(|flags| {
+            i64::from_str_radix(flags.trim_start_matches("F=0x"), 16).is_ok_and(|v| v & 1 == 1)
+        });
+        list.streams[idx].push(Pkt {
+            dts: f[1].parse().unwrap(),
+            pts: f[2].parse().unwrap(),
+            size: f[4].parse().unwrap(),
+            crc: f[5].to_owned(),
+            key,
+        });
+    }
+    list
+}
+
+/// Width and height of the first video stream (Debian's ffprobe).
+pub fn video_size(file: &Path) -> (u32, u32) {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Playlists list the stream once per program and once on its own; any line will do.
+    text.lines()
+        .find_map(|line| {
+            let mut fields = line.split(',').map(|f| f.trim().parse::<u32>());
+            match (fields.next(), fields.next()) {
+                (Some(Ok(w)), Some(Ok(h))) => Some((w, h)),
+                _ => None,
+            }
+        })
+        .unwrap_or_else(|| panic!("no video size for {}: {text}", file.display()))
+}
+
+/// One FLV tag to publish with the project's own client: what goes on the wire, and when to
+/// send it (milliseconds after the first tag), so tests can rewrite timestamps and bodies
+/// while keeping real-time pacing.
+#[derive(Clone, Debug)]
+pub struct Tag {
+    pub kind: liverec_rtmp::MediaKind,
+    pub timestamp: u32,
+    pub body: bytes::Bytes,
+    pub send_at_ms: u64,
+}
+
+/// The tags of an FLV file, to be sent at their own timestamps.
+pub fn read_tags(path: &Path) -> Vec<Tag> {
+    use liverec_media::flv::{FileReader, TagKind};
+    use liverec_rtmp::MediaKind;
+    let data = std::fs::read(path).unwrap();
+    FileReader::new(data.into())
+        .unwrap()
+        .map(|tag| {
+            let tag = tag.unwrap();
+            Tag {
+                kind: match tag.kind {
+                    TagKind::Audio => MediaKind::Audio,
+                    TagKind::Video => MediaKind::Video,
+                    TagKind::Script => MediaKind::Data,
+                },
+                timestamp: tag.timestamp,
+                body: tag.body,
+                send_at_ms: u64::from(tag.timestamp),
+            }
+        })
+        .collect()
+}
+
+/// What a publish with [`publish_tags`] took.
+#[derive(Clone, Copy, Debug)]
+pub struct Published {
+    /// From the first tag sent to the close.
+    pub elapsed: Duration,
+    /// Largest delay of a tag's send behind its schedule (real-time publishes).
+    pub max_lag: Duration,
+    /// When the client closed the connection.
+    pub closed_at: std::time::Instant,
+}
+
+/// Chunk size the test client publishes with (as OBS and ffmpeg: well above the default 128).
+pub const CLIENT_CHUNK_SIZE: u32 = 4096;
+
+/// Publishes `tags` as `app/stream` with the project's RTMP client, paced at `send_at_ms`
+/// when `realtime`, then unpublishes and closes.
+pub async fn publish_tags(
+    addr: SocketAddr,
+    app: &str,
+    stream: &str,
+    tags: &[Tag],
+    realtime: bool,
+) -> Result<Published, liverec_rtmp::client::ClientError> {
+    use liverec_rtmp::client::Client;
+    let mut client = Client::connect(addr, app, &format!("rtmp://{addr}/{app}")).await?;
+    client.set_chunk_size(CLIENT_CHUNK_SIZE).await?;
+    client.publish(stream).await?;
+    let start = tokio::time::Instant::now();
+    let mut max_lag = Duration::ZERO;
+    for tag in tags {
+        if realtime {
+            let due = start + Duration::from_millis(tag.send_at_ms);
+            tokio::time::sleep_until(due).await;
+            client
+                .send_media(tag.kind, tag.timestamp, &tag.body)
+                .await?;
+            max_lag = max_lag.max(tokio::time::Instant::now().saturating_duration_since(due));
+        } else {
+            client
+                .send_media(tag.kind, tag.timestamp, &tag.body)
+                .await?;
+        }
+    }
+    client.close().await?;
+    Ok(Published {
+        elapsed: start.elapsed(),
+        max_lag,
+        closed_at: std::time::Instant::now(),
+    })
+}
+
+/// A tokio runtime for tests that publish with the project's client.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }

@@ -6,9 +6,12 @@ use bytes::BytesMut;
 use liverec_media::{Frame, Tracks};
 use liverec_mux::{Patch, flv, fmp4};
 
-use super::{FileClock, FileRecord, FrameIn, OutputContext, OutputError, video_size};
+use super::{
+    FileClock, FileRecord, FrameIn, OutputContext, OutputError, drop_meta, save_meta, video_size,
+};
 use crate::config::Format;
 use crate::names::{NameVars, render};
+use crate::recovery::{MetaKind, SpoolMeta};
 use crate::spool::SpoolFile;
 
 /// Media time per MP4 fragment: a crash loses at most about this much.
@@ -87,7 +90,15 @@ impl FileOutput {
             .ctx
             .target
             .new_spool_path(self.ctx.spec.format.extension());
-        let mut spool = SpoolFile::create(path, self.ctx.policy).await?;
+        let mut spool = SpoolFile::create(path.clone(), self.ctx.policy).await?;
+        let meta = SpoolMeta::new(
+            &self.ctx.key,
+            &self.ctx.spec,
+            self.ctx.target.endpoint(),
+            input.wall,
+            MetaKind::File,
+        );
+        save_meta(path, meta).await?;
         let muxer = match self.ctx.spec.format {
             Format::Flv => {
                 let mut m = flv::Muxer::new(input.tracks);
@@ -151,7 +162,7 @@ impl FileOutput {
                         tracing::info!(stream = %ctx.key, format = record.format.as_str(), bucket = %record.bucket,
                             object = %record.object, duration_ms = record.duration_ms, bytes = record.size,
                             "recording file complete");
-                        (ctx.sink)(record);
+                        (ctx.sink)(record).await;
                     }
                     Err(err) => tracing::error!(stream = %ctx.key, spool = %path.display(), %err,
                         "finalizing a recording file failed; it stays in the spool for recovery"),
@@ -177,14 +188,17 @@ async fn finalize(ctx: &OutputContext, mut open: OpenFile) -> Result<FileRecord,
         ctx.spec.format.extension()
     );
     let target = ctx.target.clone();
+    let spool_path = path.clone();
     let object = tokio::task::spawn_blocking(move || target.commit(&path, &object))
         .await
         .map_err(std::io::Error::other)??;
+    drop_meta(spool_path).await;
     let (width, height) = video_size(&open.tracks);
     Ok(FileRecord {
         key: ctx.key.clone(),
         format: ctx.spec.format,
         bucket: ctx.target.bucket().to_owned(),
+        endpoint: ctx.target.endpoint().to_owned(),
         object,
         start: open.start_wall,
         end: open.last_wall,

@@ -12,9 +12,12 @@ use liverec_media::{Frame, Tracks};
 use liverec_mux::hls::MediaPlaylist;
 use liverec_mux::{fmp4, ts};
 
-use super::{FileClock, FileRecord, FrameIn, OutputContext, OutputError, video_size};
+use super::{
+    FileClock, FileRecord, FrameIn, OutputContext, OutputError, drop_meta, save_meta, video_size,
+};
 use crate::config::Format;
 use crate::names::{NameVars, relative_uri, render};
+use crate::recovery::{MetaKind, SpoolMeta};
 use crate::spool::SpoolFile;
 
 /// Media time per CMAF fragment inside a segment.
@@ -118,7 +121,8 @@ impl SegmentedOutput {
             }
             _ => (Muxer::Ts(Box::new(ts::Muxer::new(input.tracks)?)), None),
         };
-        Ok(OpenPlaylist {
+        let spool_playlist = self.ctx.target.new_spool_path("m3u8");
+        let open = OpenPlaylist {
             muxer,
             clock: FileClock::new(input.dts),
             tracks: input.tracks.clone(),
@@ -130,8 +134,10 @@ impl SegmentedOutput {
             next_sequence: 0,
             fragment_start: 0,
             size,
-            spool_playlist: self.ctx.target.new_spool_path("m3u8"),
-        })
+            spool_playlist,
+        };
+        save_playlist_meta(&self.ctx, &open).await?;
+        Ok(open)
     }
 
     async fn write_open(&mut self, input: &FrameIn<'_>) -> Result<(), OutputError> {
@@ -211,7 +217,7 @@ impl SegmentedOutput {
                         tracing::info!(stream = %ctx.key, format = record.format.as_str(), bucket = %record.bucket,
                             object = %record.object, segments = record.segments.len(), duration_ms = record.duration_ms,
                             "recording playlist complete");
-                        (ctx.sink)(record);
+                        (ctx.sink)(record).await;
                     }
                     Err(err) => tracing::error!(stream = %ctx.key, %err,
                         "finalizing a recording playlist failed; its segments stay for recovery"),
@@ -237,12 +243,37 @@ async fn open_segment(
     let spool = SpoolFile::create(ctx.target.new_spool_path(extension), ctx.policy).await?;
     let sequence = open.next_sequence;
     open.next_sequence += 1;
-    Ok(OpenSegment {
+    let segment = OpenSegment {
         spool,
         start,
         start_wall: wall,
         sequence,
-    })
+    };
+    let mut meta = playlist_meta(ctx, open);
+    if let MetaKind::Playlist { open_segment, .. } = &mut meta.kind {
+        *open_segment = Some(segment.spool.path().to_owned());
+    }
+    save_meta(open.spool_playlist.clone(), meta).await?;
+    Ok(segment)
+}
+
+fn playlist_meta(ctx: &OutputContext, open: &OpenPlaylist) -> SpoolMeta {
+    let kind = MetaKind::Playlist {
+        init_object: open.init_object.clone(),
+        segments: open.segments.clone(),
+        open_segment: open.segment.as_ref().map(|s| s.spool.path().to_owned()),
+    };
+    SpoolMeta::new(
+        &ctx.key,
+        &ctx.spec,
+        ctx.target.endpoint(),
+        open.start_wall,
+        kind,
+    )
+}
+
+async fn save_playlist_meta(ctx: &OutputContext, open: &OpenPlaylist) -> Result<(), OutputError> {
+    Ok(save_meta(open.spool_playlist.clone(), playlist_meta(ctx, open)).await?)
 }
 
 /// Closes the open segment, which ends at `end` (file time), and rewrites the growing playlist.
@@ -276,6 +307,7 @@ async fn close_segment(
     let object = commit(ctx, path, object).await?;
     open.segments
         .push((object, (end - seg.start).max(0) as f64 / 1000.0));
+    save_playlist_meta(ctx, open).await?;
     let playlist_object = playlist_object(ctx, open)?;
     let text = render_playlist(ctx, open, &playlist_object, false);
     let path = open.spool_playlist.clone();
@@ -338,6 +370,7 @@ async fn finalize(ctx: &OutputContext, mut open: OpenPlaylist) -> Result<FileRec
     let object = commit(ctx, path, object).await?;
     let spool_playlist = open.spool_playlist.clone();
     let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(spool_playlist)).await;
+    drop_meta(open.spool_playlist.clone()).await;
     let duration_ms: f64 = open.segments.iter().map(|(_, d)| d * 1000.0).sum();
     let (width, height) = video_size(&open.tracks);
     let mut segments: Vec<String> = open.init_object.into_iter().collect();
@@ -346,6 +379,7 @@ async fn finalize(ctx: &OutputContext, mut open: OpenPlaylist) -> Result<FileRec
         key: ctx.key.clone(),
         format: ctx.spec.format,
         bucket: ctx.target.bucket().to_owned(),
+        endpoint: ctx.target.endpoint().to_owned(),
         object,
         start: open.start_wall,
         end: open.last_wall,

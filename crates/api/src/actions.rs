@@ -1,0 +1,115 @@
+//! The actions, one file per family. Each action is a request struct with
+//! `parse(&Params) -> Result<Self, ApiError>` and `handle(self, &ApiState) -> Result<Reply, _>`;
+//! this module names them and dispatches on the `Action` string.
+
+mod common;
+mod realtime_command;
+mod record_config;
+mod streams;
+
+use crate::ApiState;
+use crate::error::ApiError;
+use crate::params::Params;
+use crate::response::Object;
+
+/// An action's fields besides `RequestId`.
+pub type Reply = Object;
+
+/// The actions liverec answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    RealTimeRecordCommand,
+    AddLiveAppRecordConfig,
+    UpdateLiveAppRecordConfig,
+    DeleteLiveAppRecordConfig,
+    DescribeLiveRecordConfig,
+    DescribeLiveStreamsOnlineList,
+}
+
+impl Action {
+    pub const ALL: &'static [Action] = &[
+        Action::RealTimeRecordCommand,
+        Action::AddLiveAppRecordConfig,
+        Action::UpdateLiveAppRecordConfig,
+        Action::DeleteLiveAppRecordConfig,
+        Action::DescribeLiveRecordConfig,
+        Action::DescribeLiveStreamsOnlineList,
+    ];
+
+    /// The wire name (also the XML root `{name}Response`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::RealTimeRecordCommand => "RealTimeRecordCommand",
+            Action::AddLiveAppRecordConfig => "AddLiveAppRecordConfig",
+            Action::UpdateLiveAppRecordConfig => "UpdateLiveAppRecordConfig",
+            Action::DeleteLiveAppRecordConfig => "DeleteLiveAppRecordConfig",
+            Action::DescribeLiveRecordConfig => "DescribeLiveRecordConfig",
+            Action::DescribeLiveStreamsOnlineList => "DescribeLiveStreamsOnlineList",
+        }
+    }
+
+    /// Exact, case-sensitive match, as Alibaba's gateway does.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|a| a.name() == name)
+    }
+
+    /// Every wire name, for the throttle.
+    pub fn names() -> Vec<&'static str> {
+        Self::ALL.iter().map(|a| a.name()).collect()
+    }
+}
+
+/// Parses the action's parameters and runs it.
+pub async fn dispatch(
+    action: Action,
+    params: &Params,
+    state: &ApiState,
+) -> Result<Reply, ApiError> {
+    match action {
+        Action::RealTimeRecordCommand => {
+            realtime_command::RealTimeRecordCommand::parse(params)?
+                .handle(state)
+                .await
+        }
+        Action::AddLiveAppRecordConfig => {
+            record_config::AddLiveAppRecordConfig::parse(params)?
+                .handle(state)
+                .await
+        }
+        Action::UpdateLiveAppRecordConfig => {
+            record_config::UpdateLiveAppRecordConfig::parse(params)?
+                .handle(state)
+                .await
+        }
+        Action::DeleteLiveAppRecordConfig => {
+            record_config::DeleteLiveAppRecordConfig::parse(params)?
+                .handle(state)
+                .await
+        }
+        Action::DescribeLiveRecordConfig => {
+            record_config::DescribeLiveRecordConfig::parse(params)?
+                .handle(state)
+                .await
+        }
+        Action::DescribeLiveStreamsOnlineList => {
+            streams::DescribeLiveStreamsOnlineList::parse(params)?
+                .handle(state)
+                .await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_case_sensitive() {
+        for &a in Action::ALL {
+            assert_eq!(Action::from_name(a.name()), Some(a));
+        }
+        assert_eq!(Action::from_name("realtimerecordcommand"), None);
+        assert_eq!(Action::from_name(""), None);
+        assert_eq!(Action::names().len(), Action::ALL.len());
+    }
+}

@@ -1,0 +1,293 @@
+//! One request from bytes to answer: limits → parameters → action and version →
+//! authentication → throttle → the action. Every request gets a RequestId and exactly one
+//! log line.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::response::{IntoResponse, Response};
+use time::OffsetDateTime;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::actions::{self, Action};
+use crate::auth::{self, Incoming, Scheme};
+use crate::error::ApiError;
+use crate::params::Params;
+use crate::response::{ApiResponse, Format, Object};
+use crate::throttle::Throttle;
+use crate::{API_VERSION, ApiState};
+
+/// How often expired nonces are purged and idle throttle buckets dropped.
+pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
+/// Longest client-supplied value (action name, key id) put in a log line.
+pub const MAX_LOGGED_LEN: usize = 64;
+
+/// The router's state: the caller's [`ApiState`] plus what the API keeps for itself.
+struct Shared {
+    state: Arc<ApiState>,
+    throttle: Throttle,
+    /// Unix ms of the last housekeeping.
+    last_housekeeping: AtomicI64,
+}
+
+pub(crate) fn router(state: Arc<ApiState>) -> Router {
+    let throttle = Throttle::new(
+        &Action::names(),
+        &state.settings.qps,
+        state.settings.default_qps,
+    );
+    let host_id = state.settings.host_id.clone();
+    let shared = Arc::new(Shared {
+        state,
+        throttle,
+        last_housekeeping: AtomicI64::new(0),
+    });
+    Router::new()
+        .fallback(handle)
+        .with_state(shared)
+        .layer(CatchPanicLayer::custom(move |_| panic_response(&host_id)))
+}
+
+/// A panic is a bug; the client still gets Alibaba's InternalError body.
+fn panic_response(host_id: &str) -> Response {
+    let request_id = new_request_id();
+    tracing::error!(request_id, "api handler panicked");
+    ApiResponse {
+        format: Format::Json,
+        request_id,
+        host_id: host_id.to_owned(),
+        action: None,
+        result: Err(ApiError::Internal("panic".to_owned())),
+    }
+    .into_response()
+}
+
+/// A fresh upper-case UUID.
+pub fn new_request_id() -> String {
+    uuid::Uuid::new_v4()
+        .hyphenated()
+        .encode_upper(&mut uuid::Uuid::encode_buffer())
+        .to_owned()
+}
+
+/// What the log line and the response need to know, filled in as the request is understood.
+#[derive(Default)]
+struct Trace {
+    format: Format,
+    action: Option<Action>,
+    action_name: Option<String>,
+    key_id: Option<String>,
+}
+
+fn clip(s: &str) -> &str {
+    match s.char_indices().nth(MAX_LOGGED_LEN) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let started = Instant::now();
+    let request_id = new_request_id();
+    let mut trace = Trace::default();
+    let result = process(&shared, request, &mut trace).await;
+    let response = ApiResponse {
+        format: trace.format,
+        request_id,
+        host_id: shared.state.settings.host_id.clone(),
+        action: trace.action.map(Action::name),
+        result,
+    };
+    log(&response, &trace, started.elapsed());
+    response.into_response()
+}
+
+fn log(response: &ApiResponse, trace: &Trace, latency: Duration) {
+    let status = response.status().as_u16();
+    let (code, detail) = match &response.result {
+        Ok(_) => (String::new(), String::new()),
+        Err(e) => (e.code(), e.to_string()),
+    };
+    let action = trace.action_name.as_deref().map(clip).unwrap_or_default();
+    let key_id = trace.key_id.as_deref().map(clip).unwrap_or_default();
+    let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+    let request_id = response.request_id.as_str();
+    if matches!(&response.result, Err(e) if e.is_server_fault()) {
+        tracing::error!(
+            request_id,
+            ?action,
+            ?key_id,
+            status,
+            code,
+            detail,
+            latency_us,
+            "api request"
+        );
+    } else {
+        tracing::info!(
+            request_id,
+            ?action,
+            ?key_id,
+            status,
+            code,
+            detail,
+            latency_us,
+            "api request"
+        );
+    }
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        })
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.is_empty())
+}
+
+async fn process(shared: &Shared, request: Request, trace: &mut Trace) -> Result<Object, ApiError> {
+    let (parts, body) = request.into_parts();
+    if parts.uri.path() != "/" || !(parts.method == Method::GET || parts.method == Method::POST) {
+        return Err(ApiError::UnknownAction);
+    }
+    let settings = &shared.state.settings;
+    let limit = settings.max_request_bytes;
+    let too_large = ApiError::TooLarge { limit };
+    let query = parts.uri.query().unwrap_or_default();
+    let remaining = limit
+        .checked_sub(query.len())
+        .ok_or_else(|| too_large.clone())?;
+    if content_length(&parts.headers).is_some_and(|n| n > remaining as u64) {
+        return Err(too_large);
+    }
+    let body = axum::body::to_bytes(body, remaining)
+        .await
+        .map_err(|_| too_large)?;
+    let form = is_form(&parts.headers).then_some(body.as_ref());
+    let params = Params::parse(query.as_bytes(), form, limit)?;
+    trace.format = Format::from_param(params.get("Format"));
+
+    let scheme = auth::scheme(&parts.headers)?;
+    let (action_name, version) = match &scheme {
+        Scheme::Acs3(a) => {
+            trace.key_id = Some(a.key_id.clone());
+            (
+                auth::header_text(&parts.headers, "x-acs-action")?,
+                auth::header_text(&parts.headers, "x-acs-version")?,
+            )
+        }
+        Scheme::RpcV1 => {
+            trace.key_id = params.optional("AccessKeyId").map(str::to_owned);
+            (
+                params.optional("Action").map(str::to_owned),
+                params.optional("Version").map(str::to_owned),
+            )
+        }
+    };
+    let action_name = non_empty(action_name).ok_or(ApiError::Missing("Action"))?;
+    trace.action_name = Some(action_name.clone());
+    let version = non_empty(version).ok_or(ApiError::Missing("Version"))?;
+    if version != API_VERSION {
+        return Err(ApiError::NoSuchVersion);
+    }
+    let action = Action::from_name(&action_name).ok_or(ApiError::UnknownAction)?;
+    trace.action = Some(action);
+
+    let now = OffsetDateTime::now_utc();
+    let incoming = Incoming {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        headers: &parts.headers,
+        params: &params,
+        body: &body,
+        now,
+    };
+    let key_id = auth::authenticate(&shared.state, &scheme, &incoming).await?;
+    shared.throttle.check(&key_id, action.name())?;
+    shared.housekeeping(now);
+    actions::dispatch(action, &params, &shared.state).await
+}
+
+impl Shared {
+    /// At most once per [`HOUSEKEEPING_INTERVAL`]: purge expired nonces (in the background)
+    /// and forget idle throttle buckets.
+    fn housekeeping(&self, now: OffsetDateTime) {
+        let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        let interval = i64::try_from(HOUSEKEEPING_INTERVAL.as_millis()).unwrap_or(i64::MAX);
+        let last = self.last_housekeeping.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(last) < interval
+            || self
+                .last_housekeeping
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        self.throttle.retain_recent();
+        let catalog = self.state.catalog.clone();
+        tokio::spawn(async move {
+            match catalog.purge_nonces(now_ms).await {
+                Ok(n) => tracing::debug!(purged = n, "expired signature nonces purged"),
+                Err(e) => tracing::warn!(error = %e, "purging expired signature nonces failed"),
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_upper_case_uuids() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(a, a.to_uppercase());
+        assert!(uuid::Uuid::parse_str(&a).is_ok());
+    }
+
+    #[test]
+    fn clip_respects_char_boundaries() {
+        let s = "é".repeat(100);
+        assert_eq!(clip(&s).chars().count(), MAX_LOGGED_LEN);
+        assert_eq!(clip("short"), "short");
+    }
+
+    #[test]
+    fn form_detection() {
+        let mut h = HeaderMap::new();
+        assert!(!is_form(&h));
+        h.insert(
+            header::CONTENT_TYPE,
+            "Application/X-WWW-Form-Urlencoded; charset=UTF-8"
+                .parse()
+                .unwrap(),
+        );
+        assert!(is_form(&h));
+        h.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        assert!(!is_form(&h));
+    }
+}

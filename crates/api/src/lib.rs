@@ -1,0 +1,94 @@
+//! liverec's control API: the recording part of Alibaba Cloud ApsaraVideo Live's OpenAPI
+//! (product `live`, version `2016-11-01`), wire-compatible so the official SDKs work with only
+//! the endpoint changed (`/work/shared/API.md`).
+//!
+//! - [`signature`]: ACS3-HMAC-SHA256 and RPC v1 HMAC-SHA1, pure.
+//! - [`params`]: query + form body, `Foo.N.Bar` flattening, limits.
+//! - [`auth`]: timestamp window, access keys, signatures, nonces.
+//! - [`throttle`]: QPS per (AccessKeyId, Action).
+//! - [`actions`]: one request struct per action, one file per family.
+//! - [`error`] / [`response`]: Alibaba's codes and bodies, JSON or XML.
+//!
+//! ```no_run
+//! # async fn run(state: std::sync::Arc<liverec_api::ApiState>) -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, liverec_api::router(state)).await
+//! # }
+//! ```
+
+pub mod actions;
+pub mod auth;
+pub mod error;
+mod handler;
+pub mod params;
+pub mod response;
+pub mod signature;
+pub mod throttle;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use actions::Action;
+pub use error::ApiError;
+
+/// The only API version liverec speaks.
+pub const API_VERSION: &str = "2016-11-01";
+/// Alibaba's accepted clock skew of a signed request.
+pub const DEFAULT_TIMESTAMP_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Default `HostId` of error bodies.
+pub const DEFAULT_HOST_ID: &str = "liverec";
+
+/// What the operator configures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiSettings {
+    /// `HostId` of error bodies.
+    pub host_id: String,
+    /// Query + body limit; beyond it `InvalidParameter`.
+    pub max_request_bytes: usize,
+    /// Accepted skew of request timestamps; nonces are kept this long past their stamp.
+    pub timestamp_window: Duration,
+    /// Per-action QPS overrides (0 = unlimited).
+    pub qps: HashMap<String, u32>,
+    /// QPS of actions without a built-in or configured limit (0 = unlimited).
+    pub default_qps: u32,
+    /// Only declared domains exist (`InvalidDomain.NotFound` otherwise).
+    pub strict_domains: bool,
+    /// `None`: any bucket name is accepted (a local directory); `Some(list)`: only those.
+    pub buckets: Option<Vec<String>>,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            host_id: DEFAULT_HOST_ID.to_owned(),
+            max_request_bytes: params::DEFAULT_MAX_REQUEST_BYTES,
+            timestamp_window: DEFAULT_TIMESTAMP_WINDOW,
+            qps: HashMap::new(),
+            default_qps: throttle::DEFAULT_QPS,
+            strict_domains: false,
+            buckets: None,
+        }
+    }
+}
+
+/// Re-reads the record configs into the recorder's view; awaited after every config change,
+/// before the API answers.
+pub type ReloadConfigs = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// What the actions act on.
+pub struct ApiState {
+    pub catalog: liverec_catalog::Catalog,
+    pub recorder: liverec_recorder::RecorderHandle,
+    pub hub: liverec_hub::Hub,
+    pub reload_configs: ReloadConfigs,
+    pub settings: ApiSettings,
+}
+
+/// The API's routes: every path and method reach one handler, which answers
+/// `InvalidApi.NotFound` for anything but `GET /` and `POST /`.
+pub fn router(state: Arc<ApiState>) -> axum::Router {
+    handler::router(state)
+}

@@ -1,0 +1,124 @@
+//! Crash durability: a `kill -9` while recording loses at most the last unflushed second, and
+//! the next start finalizes what the crash left in the spool into valid, playable files.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// Starts liverec on `config` and returns it once `pattern` was logged (the log is echoed).
+fn start_until(config: &Path, pattern: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_liverec"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn liverec");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[liverec] {line}");
+            let _ = tx.send(line);
+        }
+    });
+    wait_line(&rx, pattern);
+    (child, rx)
+}
+
+fn wait_line(rx: &std::sync::mpsc::Receiver<String>, pattern: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no log line with {pattern:?}"));
+        if line.contains(pattern) {
+            return line;
+        }
+    }
+}
+
+#[test]
+fn kill_9_while_recording_then_restart_recovers_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("liverec.toml");
+    // Both runs must use the same RTMP port: take a free one.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        &config,
+        format!(
+            "rtmp_listen = \"127.0.0.1:{port}\"\napi_listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[record]\nformats = [{{ format = \"mp4\" }}, {{ format = \"flv\" }}, {{ format = \"m3u8\", slice_secs = 2 }}]\n",
+            data.display().to_string()
+        ),
+    )
+    .unwrap();
+    let (mut server, rx) = start_until(&config, "rtmp ingest listening");
+    let url = format!("rtmp://127.0.0.1:{port}/live/crash");
+    let mut publisher = publish_child(Path::new("ffmpeg"), &asset("h264_aac.flv"), &url, &[]);
+    wait_line(&rx, "recording started");
+    std::thread::sleep(Duration::from_secs(6));
+    // SIGKILL: no shutdown handling at all.
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+    let spool = data.join("buckets/default/.spool");
+    assert!(
+        std::fs::read_dir(&spool).unwrap().count() > 0,
+        "the crash left spool files"
+    );
+
+    let (mut server, rx) = start_until(&config, "rtmp ingest listening");
+    drop(rx);
+    let mut found = 0;
+    for ext in ["mp4", "flv", "m3u8"] {
+        let mut files = vec![];
+        collect_files(&data.join("buckets/default/record"), ext, &mut files);
+        assert_eq!(files.len(), 1, "{ext}: {files:?}");
+        let p = probe(&files[0]);
+        // About 6 s were published; at most the last unflushed second (or segment) is lost.
+        assert!(
+            p.duration > 3.5 && p.duration < 7.5,
+            "{ext}: recovered duration {}",
+            p.duration
+        );
+        assert!(p.first_video_frame_is_key);
+        assert_decodes_cleanly(Path::new("ffmpeg"), &files[0]);
+        found += 1;
+    }
+    assert_eq!(found, 3);
+    let leftovers: Vec<_> = std::fs::read_dir(&spool)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(leftovers.is_empty(), "spool emptied: {leftovers:?}");
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    server.wait().unwrap();
+}
+
+fn collect_files(dir: &Path, ext: &str, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect_files(&p, ext, out);
+        } else if p.extension().is_some_and(|x| x == ext) {
+            out.push(p);
+        }
+    }
+}
