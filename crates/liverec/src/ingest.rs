@@ -14,6 +14,8 @@ pub struct DomainPolicy {
     pub default_domain: String,
     /// Domains recognised in the tcUrl host.
     pub known: Vec<String>,
+    /// Refuse publishes to domains other than `known` and the default one.
+    pub strict: bool,
 }
 
 impl DomainPolicy {
@@ -91,6 +93,19 @@ impl SessionHandler for Ingest {
     async fn on_publish(&mut self, req: &PublishRequest) -> Result<(), Refusal> {
         let domain = self.domains.domain_of(req);
         validate_domain(&domain).map_err(|e| Refusal::bad_name(e.to_string()))?;
+        let declared = domain.eq_ignore_ascii_case(&self.domains.default_domain)
+            || self
+                .domains
+                .known
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(&domain));
+        if self.domains.strict && !declared {
+            tracing::warn!(%domain, peer = %req.peer, "publish refused: domain is not declared (strict_domains)");
+            return Err(Refusal::new(
+                Refusal::DENIED,
+                format!("domain {domain} is not declared"),
+            ));
+        }
         validate_name("app name", &req.app).map_err(|e| Refusal::bad_name(e.to_string()))?;
         validate_name("stream name", &req.stream_name)
             .map_err(|e| Refusal::bad_name(e.to_string()))?;

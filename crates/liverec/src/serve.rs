@@ -79,6 +79,17 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
         .await
         .context("cannot open the database")?;
     crate::keys::bootstrap(&catalog, &settings.data_dir).await?;
+    // Declared domains exist (the API's strict mode accepts only these).
+    for domain in settings
+        .domains
+        .iter()
+        .chain(std::iter::once(&settings.default_domain))
+    {
+        catalog
+            .ensure_domain(&domain.to_ascii_lowercase())
+            .await
+            .with_context(|| format!("cannot declare domain {domain}"))?;
+    }
     let configs = Arc::new(CatalogConfigs::new(catalog.clone(), record_config));
     configs.reload().await;
     let sink = index_sink(catalog.clone());
@@ -183,6 +194,7 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
     let domains = Arc::new(DomainPolicy {
         default_domain: settings.default_domain.clone(),
         known: settings.domains.clone(),
+        strict: settings.api.strict_domains,
     });
     let rtmp_cancel = CancellationToken::new();
     let make_handler = {

@@ -361,3 +361,26 @@ fn sigterm_finalizes_open_recordings() {
     }
     assert!(server.log_contains("all recordings finalized"));
 }
+
+#[test]
+fn strict_domains_refuse_undeclared_publishes() {
+    let mut server = Server::start(
+        "domains = [\"declared.example\"]\n[api]\nstrict_domains = true\n[record]\ndelay_secs = 1",
+    );
+    let asset = asset("h264_aac.flv");
+    let refused = publish(
+        Path::new("ffmpeg"),
+        &asset,
+        &format!("{}?vhost=other.example", server.url("live", "s")),
+    );
+    assert!(!refused.success(), "an undeclared domain is refused");
+    assert!(server.log_contains("domain is not declared"));
+    let accepted = publish(
+        Path::new("ffmpeg"),
+        &asset,
+        &format!("{}?vhost=declared.example", server.url("live", "s")),
+    );
+    assert!(accepted.success());
+    server.wait_for_log("complete", T);
+    assert_eq!(server.recorded("mp4").len(), 1);
+}

@@ -189,6 +189,10 @@ impl Driver {
         if config.is_none() && (idle || matches!(command, Command::Start | Command::Restart)) {
             return CommandReply::NoConfig;
         }
+        // A config changed through the API applies to what this command starts or pauses.
+        if config.is_some() {
+            self.machine.set_config(machine_config(config.as_ref()));
+        }
         match self.step(Event::CommandReceived(command), None).await {
             CommandOutcome::Done => CommandReply::Done,
             CommandOutcome::AlreadyStarted => CommandReply::AlreadyStarted,
