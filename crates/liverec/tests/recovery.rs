@@ -122,3 +122,103 @@ fn collect_files(dir: &Path, ext: &str, out: &mut Vec<std::path::PathBuf>) {
         }
     }
 }
+
+/// Starts liverec under `sh` with a file-size limit: writes past `limit_blocks` × 512 bytes fail
+/// with EFBIG, as on a full disk (SIGXFSZ is ignored so the failure reaches the server).
+fn start_with_file_size_limit(
+    config: &Path,
+    limit_blocks: u32,
+) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let script = format!(
+        "trap '' XFSZ; ulimit -f {limit_blocks}; exec '{}' serve --config '{}'",
+        env!("CARGO_BIN_EXE_liverec"),
+        config.display()
+    );
+    let mut child = Command::new("sh")
+        .args(["-c", &script])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn liverec");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[liverec] {line}");
+            let _ = tx.send(line);
+        }
+    });
+    wait_line(&rx, "rtmp ingest listening");
+    (child, rx)
+}
+
+#[test]
+fn failing_storage_gives_a_counted_gap_and_loses_nothing_already_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("liverec.toml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        &config,
+        format!(
+            "rtmp_listen = \"127.0.0.1:{port}\"\napi_listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[record]\ndelay_secs = 1\nformats = [{{ format = \"mp4\" }}]\n",
+            data.display().to_string()
+        ),
+    )
+    .unwrap();
+    // 200 KiB per file: the 10 s asset (~470 KB) overflows it once, mid-recording.
+    let (mut server, rx) = start_with_file_size_limit(&config, 400);
+    let asset = asset("h264_aac.flv");
+    let status = publish(
+        Path::new("ffmpeg"),
+        &asset,
+        &format!("rtmp://127.0.0.1:{port}/live/full"),
+    );
+    assert!(status.success(), "the publisher never notices");
+    let failure = wait_line(&rx, "write failed");
+    assert!(failure.contains("failures=1"), "{failure}");
+    wait_line(&rx, "recording file complete");
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    assert!(
+        server.wait().unwrap().success(),
+        "still running and exits cleanly after the failure"
+    );
+    let mut files = vec![];
+    collect_files(&data.join("buckets/default/record"), "mp4", &mut files);
+    assert_eq!(
+        files.len(),
+        1,
+        "after the gap a new file started at the next keyframe: {files:?}"
+    );
+
+    // What was written before the failure is in the spool; the next start finishes it.
+    let (mut server, rx) = start_until(&config, "rtmp ingest listening");
+    drop(rx);
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    assert!(server.wait().unwrap().success());
+    let mut files = vec![];
+    collect_files(&data.join("buckets/default/record"), "mp4", &mut files);
+    assert_eq!(files.len(), 2, "{files:?}");
+    let (mut frames, mut seconds) = (0, 0.0);
+    for f in &files {
+        let p = probe(f);
+        assert!(p.first_video_frame_is_key);
+        assert_decodes_cleanly(Path::new("ffmpeg"), f);
+        frames += p.video_frames;
+        seconds += p.duration;
+    }
+    // The gap: the torn fragment (≤ 1 s) and the rest of its GOP (1 s GOPs).
+    assert!(
+        frames >= 250 - 2 * 25 && frames < 250,
+        "video frames kept: {frames}"
+    );
+    assert!(seconds > 7.5 && seconds < 10.0, "seconds kept: {seconds}");
+}

@@ -120,6 +120,73 @@ impl Output {
     }
 }
 
+/// What [`write_frame`] needs of a format: cut decisions, opening, writing, closing.
+trait FormatWriter {
+    fn failures(&mut self) -> &mut Failures;
+    /// `None` when no file is open; else whether a file boundary (cycle, codec change) passed.
+    fn cut_due(&self, input: &FrameIn<'_>) -> Option<bool>;
+    async fn open(&mut self, input: &FrameIn<'_>) -> Result<(), OutputError>;
+    async fn write_open(&mut self, input: &FrameIn<'_>) -> Result<(), OutputError>;
+    fn close(&mut self);
+}
+
+/// The flow every format shares: files end and begin only at a GOP start; a failure (disk
+/// full, storage gone) closes the file and skips to the next GOP start, counted in a gap.
+async fn write_frame<W: FormatWriter>(writer: &mut W, input: &FrameIn<'_>) {
+    let open = match writer.cut_due(input) {
+        Some(true) if input.starts_gop => {
+            writer.close();
+            false
+        }
+        Some(_) => true,
+        None => false,
+    };
+    if !open {
+        if !input.starts_gop {
+            return;
+        }
+        if let Err(err) = writer.open(input).await {
+            writer
+                .failures()
+                .record("cannot open a recording file", &err);
+            return;
+        }
+    }
+    if let Err(err) = writer.write_open(input).await {
+        writer.failures().record(
+            "write failed; the file is closed and the next starts at the next keyframe",
+            &err,
+        );
+        writer.close();
+    }
+}
+
+/// Failures of one output, logged sparsely (1st, 2nd, 4th, 8th …) so a full disk does not
+/// flood the log while every GOP start retries.
+#[derive(Debug)]
+pub struct Failures {
+    stream: StreamKey,
+    format: Format,
+    count: u64,
+}
+
+impl Failures {
+    fn for_output(ctx: &OutputContext) -> Self {
+        Self {
+            stream: ctx.key.clone(),
+            format: ctx.spec.format,
+            count: 0,
+        }
+    }
+
+    fn record(&mut self, what: &str, err: &OutputError) {
+        self.count += 1;
+        if self.count.is_power_of_two() {
+            tracing::warn!(stream = %self.stream, format = self.format.as_str(), %err, failures = self.count, "{what}");
+        }
+    }
+}
+
 /// Per-track timestamps of one file, rebased to start at 0 and kept monotonic.
 #[derive(Clone, Copy, Debug, Default)]
 struct FileClock {

@@ -7,7 +7,8 @@ use liverec_media::{Frame, Tracks};
 use liverec_mux::{Patch, flv, fmp4};
 
 use super::{
-    FileClock, FileRecord, FrameIn, OutputContext, OutputError, drop_meta, save_meta, video_size,
+    Failures, FileClock, FileRecord, FormatWriter, FrameIn, OutputContext, OutputError, drop_meta,
+    save_meta, video_size,
 };
 use crate::config::Format;
 use crate::names::{NameVars, render};
@@ -52,37 +53,46 @@ struct OpenFile {
 pub struct FileOutput {
     ctx: OutputContext,
     open: Option<OpenFile>,
+    failures: Failures,
+}
+
+impl FormatWriter for FileOutput {
+    fn failures(&mut self) -> &mut Failures {
+        &mut self.failures
+    }
+
+    fn cut_due(&self, input: &FrameIn<'_>) -> Option<bool> {
+        self.open.as_ref().map(|open| {
+            open.clock.elapsed(input.dts) >= self.ctx.cycle_ms() || open.tracks != *input.tracks
+        })
+    }
+
+    async fn open(&mut self, input: &FrameIn<'_>) -> Result<(), OutputError> {
+        self.open = Some(self.open_file(input).await?);
+        Ok(())
+    }
+
+    async fn write_open(&mut self, input: &FrameIn<'_>) -> Result<(), OutputError> {
+        FileOutput::write_open(self, input).await
+    }
+
+    fn close(&mut self) {
+        FileOutput::close(self);
+    }
 }
 
 impl FileOutput {
     pub fn new(ctx: OutputContext) -> Self {
-        Self { ctx, open: None }
+        let failures = Failures::for_output(&ctx);
+        Self {
+            ctx,
+            open: None,
+            failures,
+        }
     }
 
     pub async fn write(&mut self, input: &FrameIn<'_>) {
-        if let Some(open) = &self.open {
-            let cycle_due = open.clock.elapsed(input.dts) >= self.ctx.cycle_ms();
-            if input.starts_gop && (cycle_due || open.tracks != *input.tracks) {
-                self.close();
-            }
-        }
-        if self.open.is_none() {
-            if !input.starts_gop {
-                return;
-            }
-            match self.open_file(input).await {
-                Ok(file) => self.open = Some(file),
-                Err(err) => {
-                    tracing::warn!(stream = %self.ctx.key, format = self.ctx.spec.format.as_str(), %err, "cannot open recording file");
-                    return;
-                }
-            }
-        }
-        if let Err(err) = self.write_open(input).await {
-            tracing::warn!(stream = %self.ctx.key, format = self.ctx.spec.format.as_str(), %err,
-                "write failed; closing the file, the next one starts at the next keyframe");
-            self.close();
-        }
+        super::write_frame(self, input).await;
     }
 
     async fn open_file(&self, input: &FrameIn<'_>) -> Result<OpenFile, OutputError> {

@@ -13,7 +13,8 @@ use liverec_mux::hls::MediaPlaylist;
 use liverec_mux::{fmp4, ts};
 
 use super::{
-    FileClock, FileRecord, FrameIn, OutputContext, OutputError, drop_meta, save_meta, video_size,
+    Failures, FileClock, FileRecord, FormatWriter, FrameIn, OutputContext, OutputError, drop_meta,
+    save_meta, video_size,
 };
 use crate::config::Format;
 use crate::names::{NameVars, relative_uri, render};
@@ -54,11 +55,42 @@ struct OpenPlaylist {
 pub struct SegmentedOutput {
     ctx: OutputContext,
     open: Option<OpenPlaylist>,
+    failures: Failures,
+}
+
+impl FormatWriter for SegmentedOutput {
+    fn failures(&mut self) -> &mut Failures {
+        &mut self.failures
+    }
+
+    fn cut_due(&self, input: &FrameIn<'_>) -> Option<bool> {
+        self.open.as_ref().map(|open| {
+            open.clock.elapsed(input.dts) >= self.ctx.cycle_ms() || open.tracks != *input.tracks
+        })
+    }
+
+    async fn open(&mut self, input: &FrameIn<'_>) -> Result<(), OutputError> {
+        self.open = Some(self.open_playlist(input).await?);
+        Ok(())
+    }
+
+    async fn write_open(&mut self, input: &FrameIn<'_>) -> Result<(), OutputError> {
+        SegmentedOutput::write_open(self, input).await
+    }
+
+    fn close(&mut self) {
+        SegmentedOutput::close(self);
+    }
 }
 
 impl SegmentedOutput {
     pub fn new(ctx: OutputContext) -> Self {
-        Self { ctx, open: None }
+        let failures = Failures::for_output(&ctx);
+        Self {
+            ctx,
+            open: None,
+            failures,
+        }
     }
 
     fn segment_extension(&self) -> &'static str {
@@ -70,29 +102,7 @@ impl SegmentedOutput {
     }
 
     pub async fn write(&mut self, input: &FrameIn<'_>) {
-        if let Some(open) = &self.open {
-            let cycle_due = open.clock.elapsed(input.dts) >= self.ctx.cycle_ms();
-            if input.starts_gop && (cycle_due || open.tracks != *input.tracks) {
-                self.close();
-            }
-        }
-        if self.open.is_none() {
-            if !input.starts_gop {
-                return;
-            }
-            match self.open_playlist(input).await {
-                Ok(open) => self.open = Some(open),
-                Err(err) => {
-                    tracing::warn!(stream = %self.ctx.key, format = self.ctx.spec.format.as_str(), %err, "cannot open recording");
-                    return;
-                }
-            }
-        }
-        if let Err(err) = self.write_open(input).await {
-            tracing::warn!(stream = %self.ctx.key, format = self.ctx.spec.format.as_str(), %err,
-                "write failed; closing the playlist, the next one starts at the next keyframe");
-            self.close();
-        }
+        super::write_frame(self, input).await;
     }
 
     async fn open_playlist(&self, input: &FrameIn<'_>) -> Result<OpenPlaylist, OutputError> {
