@@ -45,7 +45,12 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 say "catalog tests on PostgreSQL"
-./scripts/with-postgres.sh cargo test -p liverec-catalog --locked
+# Same workspace build as above (a -p build would re-resolve features and recompile).
+if cargo nextest --version >/dev/null 2>&1; then
+  ./scripts/with-postgres.sh cargo nextest run --workspace --locked -E 'package(liverec-catalog)'
+else
+  ./scripts/with-postgres.sh cargo test --workspace --locked
+fi
 
 say "API tests through Alibaba's Python SDKs"
 LIVEREC_BIN=target/debug/liverec ./scripts/test-python.sh
