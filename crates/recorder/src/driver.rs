@@ -18,6 +18,9 @@ use crate::output::{FileSink, FrameIn, Output, OutputContext};
 use crate::spool::SpoolPolicy;
 use crate::target::LocalTarget;
 
+/// Longest time a recorder spends writing its queued frames at shutdown.
+const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A command's answer as the API needs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CommandReply {
@@ -137,6 +140,15 @@ impl Driver {
                     key: self.key.clone(),
                     processed,
                 });
+            }
+        }
+        // Frames the publisher sent before it was closed are still queued: write them, up to
+        // the end of the session (or a bound, if the publisher is somehow still live).
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_DRAIN;
+        while let Some(subscription) = &mut self.subscription {
+            match tokio::time::timeout_at(deadline, subscription.recv()).await {
+                Ok(event) => self.on_hub_event(event).await,
+                Err(_) => break,
             }
         }
         // Whatever is still open is finalized (shutdown, or the supervisor went away).
