@@ -94,6 +94,25 @@ def read_io(pid):
         return None
 
 
+def ctx_switches(pid):
+    """Voluntary + involuntary context switches of all threads of a process, or None. A thread
+    that sleeps and is woken costs one: the price of waking tasks across threads."""
+    total = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        total += int(line.split()[1])
+        except (OSError, ValueError):
+            pass
+    return total
+
+
 class Counter:
     """Per-PID counter deltas, robust to processes appearing or vanishing inside the window:
     a PID first seen after the baseline counts from 0 (it started inside the window)."""

@@ -18,6 +18,7 @@ SCHEMES=${SCHEMES:-"acs3 v1"}
 MAX_SCHEMES=${MAX_SCHEMES:-"acs3 v1"}
 CONCURRENCY=${CONCURRENCY:-"1 4 16 64"}
 MAX_DURATION=${MAX_DURATION:-10}
+MAX_PAUSE=${MAX_PAUSE:-5}              # seconds between closed-loop runs
 CLIENT_THREADS=${CLIENT_THREADS:-1}
 RTMP_PORT=${RTMP_PORT:-19351}
 API_PORT=${API_PORT:-18081}
@@ -126,9 +127,10 @@ stop_liverec
 
 # ---- B: maximum signed requests/s, throttling off ------------------------------------------
 start_liverec max 0
+wait_quiet "$WAIT_QUIET" "$QUIET_LOAD"
 for scheme in $MAX_SCHEMES; do
   for c in $CONCURRENCY; do
-    wait_quiet "$WAIT_QUIET" "$QUIET_LOAD"
+    sleep "$MAX_PAUSE"   # let the previous run's fsyncs and WAL checkpoint settle
     log "max: $scheme, concurrency $c, $MAX_DURATION s"
     bench --scheme "$scheme" max --concurrency "$c" --warmup 2 --duration "$MAX_DURATION" \
       --live 0 --idle 100 --pid "$SERVER_PID" \
@@ -143,13 +145,13 @@ stop_liverec
 python3 - "$OUT" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-print("\n== A: steady rate (latency from the scheduled send time to the last response byte) ==")
-print(f"{'scheme':7} {'req':>5} {'rate':>6} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'max ms':>7} {'srv cores':>9}  outcomes")
+print("\n== A: steady rate (latency: request written -> last response byte; lag: how late the client sent) ==")
+print(f"{'scheme':7} {'req':>5} {'rate':>6} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'max ms':>7} {'lag p99':>7} {'srv cores':>9}  outcomes")
 for r in rows:
     if r.get("phase") != "steady": continue
     l = r["latency"]
     oc = "; ".join(f"{k} " + ",".join(f"{c}={n}" for c, n in v.items()) for k, v in r["outcomes"].items())
-    print(f"{r['scheme']:7} {r['requests']:>5} {r['rate_achieved']:>6} {l['p50_ms']:>7} {l['p90_ms']:>7} {l['p99_ms']:>7} {l['max_ms']:>7} {r['server_cpu_cores']!s:>9}  {oc}")
+    print(f"{r['scheme']:7} {r['requests']:>5} {r['rate_achieved']:>6} {l['p50_ms']:>7} {l['p90_ms']:>7} {l['p99_ms']:>7} {l['max_ms']:>7} {r['send_lag']['p99_ms']:>7} {r['server_cpu_cores']!s:>9}  {oc}")
     for k, s in r["latency_by_command"].items():
         print(f"        {k:18} p50 {s['p50_ms']:>7} p99 {s['p99_ms']:>7} max {s['max_ms']:>7}")
 for r in rows:

@@ -72,17 +72,23 @@ for key in ("hour_manual", "hour_auto"):
     print(f"file: {h.get('size')} bytes, ffprobe duration {h.get('ffprobe_duration_s')} s, full demux {h.get('full_demux')}")
 sl = r.get("start_loss")
 if sl:
-    print(f"\n== Stream missing after `start` (2 s GOP, {len(sl['iterations'])} commands at random phase) ==")
-    print(f"{'server':8} {'missing ms (min/median/max)':>30} {'pre-roll ms (min/median/max)':>30} {'start latency ms':>17}")
-    for who in ("liverec", "nginx"):
-        s = sl["summary"][who]
-        f = lambda k: "-" if not s.get(k) else f"{s[k]['min']}/{s[k]['median']}/{s[k]['max']}"
-        print(f"{who:8} {f('missing_ms'):>30} {f('preroll_ms'):>30} {f('start_latency_ms'):>17}")
+    n = len(sl["iterations"])
+    print(f"\n== Stream missing after `start` (2 s GOP, {n} commands at random phase) ==")
+    print(f"arrival clock from {sl['arrival_clock_from']} nginx keyframes; it runs "
+          f"{sl['arrival_minus_send_clock_ms']} ms behind ffmpeg's send clock (-progress)")
+    def f(s, k): return "-" if not s.get(k) else f"{s[k]['min']}/{s[k]['median']}/{s[k]['max']} (n={s[k]['n']})"
+    print(f"{'server':20} {'missing ms min/med/max':>28} {'pre-roll ms min/med/max':>28} {'by send clock':>26} {'start latency ms':>26}")
+    labels = {"liverec": "liverec, all", "liverec_no_overlap": "liverec, GOP unwritten",
+              "liverec_overlap": "liverec, GOP overlap", "nginx": "nginx-rtmp"}
+    for g, label in labels.items():
+        s = sl["summary"].get(g)
+        if not s: continue
+        print(f"{label:20} {f(s, 'missing_ms'):>28} {f(s, 'preroll_ms'):>28} {f(s, 'missing_ms_by_send_clock'):>26} {f(s, 'start_latency_ms'):>26}")
+    ng = sl["summary"]["nginx"]
+    if ng.get("kf_on_disk_after_command_ms"):
+        print(f"nginx-rtmp, reference method (command -> first keyframe on disk, ms): {f(ng, 'kf_on_disk_after_command_ms')}")
     lv = sl["summary"]["liverec"]
     for k in ("cancel_delay_to_final_ms", "cancel_delay_to_row_ms", "db_start_minus_command_ms"):
-        if lv.get(k): print(f"liverec {k}: {lv[k]}")
-    ng = sl["summary"]["nginx"]
-    if ng.get("kf_written_minus_sent_ms"):
-        print(f"clock check (nginx keyframe on disk minus its send time by -progress): {ng['kf_written_minus_sent_ms']}")
+        if lv.get(k): print(f"liverec {k}: {f(lv, k)}")
 EOF
 log "raw results: $OUT"

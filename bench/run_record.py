@@ -20,6 +20,7 @@ import json
 import os
 import random
 import re
+import shlex
 import shutil
 import signal
 import sqlite3
@@ -49,6 +50,8 @@ SPAN_SLACK_AFTER_S = 1.0
 RSS_TARGET_EXTRA_BYTES = 256 * 1024
 # Media files (recordings and liverec's spool files; not its sidecars or database).
 MEDIA_EXTS = (".flv", ".mp4", ".m3u8", ".ts", ".m4s")
+# Seconds an --attach'ed profiler gets to write its output after SIGINT.
+ATTACH_STOP_TIMEOUT_S = 60
 # Seconds to wait after the publishers stop before nginx's files are read (it closes them then).
 NGINX_SETTLE_S = 1.0
 
@@ -143,6 +146,10 @@ class Server:
     def command(self):
         raise NotImplementedError
 
+    def env(self):
+        """Environment of the server process (None: inherit)."""
+        return None
+
     def url(self, i):
         return f"rtmp://127.0.0.1:{self.port}/live/s{i}"
 
@@ -206,7 +213,10 @@ class Liverec(Server):
     name = "liverec"
     sample_ext = (".mp4",)
 
-    def __init__(self, work, a):
+    def __init__(self, work, a, record=True):
+        if not record:
+            self.name = "liverec-norec"
+            self.records = False
         super().__init__(work, a)
         self.api_port = bl.free_port()
         self.conf = os.path.join(self.dir, "liverec.toml")
@@ -217,12 +227,19 @@ class Liverec(Server):
                 f'api_listen = "127.0.0.1:{self.api_port}"\n'
                 f"shutdown_timeout_secs = {LIVEREC_SHUTDOWN_TIMEOUT_S}\n"
                 "[ingest]\nmax_publishers = 10000\n"
-                "[record]\nmode = \"automatic\"\n"
+                f"[record]\nenabled = {'true' if record else 'false'}\nmode = \"automatic\"\n"
                 f"delay_secs = {LIVEREC_DELAY_S}\n"
                 'formats = [{ format = "mp4" }]\n')
 
     def command(self):
         return [self.a.liverec, "serve", "--config", self.conf]
+
+    def env(self):
+        if not self.a.liverec_env:
+            return None
+        env = dict(os.environ)
+        env.update(kv.split("=", 1) for kv in self.a.liverec_env)
+        return env
 
     def final_files(self):
         return bl.list_files(os.path.join(self.record_dir(), "buckets"), MEDIA_EXTS,
@@ -241,6 +258,11 @@ class Liverec(Server):
 
 
 # ------------------------------------------------------------------------------------- one phase
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return f.read().split()[:3]
+
+
 def measure(server, a, asset, procs, round_no):
     """Runs one server through the whole procedure; returns its result dict."""
     res = {"server": server.name, "round": round_no, "streams": a.streams, "asset": a.asset,
@@ -248,10 +270,10 @@ def measure(server, a, asset, procs, round_no):
     waited, busy, quiet = bl.wait_quiet(a.wait_quiet, a.quiet_threshold) if a.wait_quiet > 0 \
         else (0.0, round(bl.busy_percent(bl.QUIET_PROBE_S), 1), None)
     res.update(waited_for_quiet_s=waited, busy_before_percent=busy, quiet_reached=quiet,
-               loadavg_before=open("/proc/loadavg").read().split()[:3])
+               loadavg_before=loadavg())
 
     srv_log = os.path.join(server.dir, "server.log")
-    srv = procs.start(server.command(), srv_log)
+    srv = procs.start(server.command(), srv_log, env=server.env())
     if not bl.wait_port(server.port, proc=srv):
         Procs.stop(srv)
         with open(srv_log, errors="replace") as f:
@@ -271,6 +293,7 @@ def measure(server, a, asset, procs, round_no):
     time.sleep(a.warmup)
 
     cpu, pub_cpu, syscw, wchar = bl.Counter(), bl.Counter(), bl.Counter(), bl.Counter()
+    ctxsw = bl.Counter()
     samples = []
 
     def sample(baseline=False):
@@ -281,11 +304,21 @@ def measure(server, a, asset, procs, round_no):
         io = {x: bl.read_io(x) for x in st}
         syscw.update({x: v[0] for x, v in io.items() if v}, baseline)
         wchar.update({x: v[1] for x, v in io.items() if v}, baseline)
+        cs = {x: bl.ctx_switches(x) for x in st}
+        ctxsw.update({x: v for x, v in cs.items() if v is not None}, baseline)
         samples.append((sum(procs_now[x][2] for x in st),
                         sum(procs_now[x][2] for x in pub_pids if x in procs_now)))
 
     rec_dir = server.record_dir()
     rec0 = sum(bl.list_files(rec_dir, MEDIA_EXTS).values()) if server.records else 0
+    attached = None
+    if a.attach and server.name in a.attach_to.split(","):
+        now = bl.all_procs()
+        pids = ",".join(str(x) for x in sorted(bl.tree(srv.pid, now)))
+        cmd = [x.replace("{pids}", pids).replace("{pid}", str(srv.pid)).replace("{server}", server.name)
+               for x in shlex.split(a.attach)]
+        attached = procs.start(cmd, os.path.join(a.work_dir, f"attach-{server.name}-{round_no}.log"))
+        res["attached"] = a.attach
     sb0, st0 = bl.sys_cpu()
     w0 = time.time()
     sample(baseline=True)
@@ -294,6 +327,9 @@ def measure(server, a, asset, procs, round_no):
         sample()
     win = time.time() - w0
     sb1, st1 = bl.sys_cpu()
+    if attached is not None:
+        # SIGINT: strace -c prints its summary, perf record writes its data
+        Procs.stop(attached, signal.SIGINT, ATTACH_STOP_TIMEOUT_S)
     rec1 = sum(bl.list_files(rec_dir, MEDIA_EXTS).values()) if server.records else 0
 
     failed = []
@@ -325,9 +361,13 @@ def measure(server, a, asset, procs, round_no):
         "cpu_percent_per_stream": round(server_cpu / a.streams, 4),
         "rss_bytes": rss_end, "rss_max_bytes": max(s[0] for s in samples),
         "rss_per_stream_bytes": round((rss_end - res["rss_idle_bytes"]) / a.streams),
+        # growth inside the window: a leak or a buffer that keeps growing shows here
+        "rss_growth_per_stream_bytes": round((rss_end - samples[0][0]) / a.streams),
         "write_calls_per_s": round(syscw.total() / win, 1),
         "write_calls_per_s_per_stream": round(syscw.total() / win / a.streams, 2),
         "bytes_per_write": round(wchar.total() / max(1, syscw.total())),
+        "ctx_switches_per_s": round(ctxsw.total() / win, 1),
+        "ctx_switches_per_s_per_stream": round(ctxsw.total() / win / a.streams, 2),
         "ingest_bytes_per_s": round(expected_bps),
         "recorded_bytes_in_window": rec1 - rec0,
         "recorded_vs_ingested_window": round((rec1 - rec0) / win / expected_bps, 3) if server.records else None,
@@ -337,7 +377,7 @@ def measure(server, a, asset, procs, round_no):
         "other_cpu_percent": round(sys_busy - server_cpu - pubs_cpu, 1),
         "saturated": sys_busy > 0.9 * 100 * ncpu,
         "publisher_failures": len(failed), "publisher_failure_detail": failed[:3],
-        "loadavg_after": open("/proc/loadavg").read().split()[:3],
+        "loadavg_after": loadavg(),
     })
 
     if server.name.startswith("nginx"):
@@ -428,14 +468,18 @@ def report(summ, a, asset):
         ("RSS idle, MiB", "rss_idle_bytes", "MiB"),
         ("RSS loaded, MiB", "rss_bytes", "MiB"),
         ("RSS per stream, KiB", "rss_per_stream_bytes", "KiB"),
+        ("RSS growth in window/stream, KiB", "rss_growth_per_stream_bytes", "KiB"),
         ("recorded/ingested (window)", "recorded_vs_ingested_window", "{:.3f}"),
         ("recorded/ingested (files)", "recorded_vs_ingested_total", "{:.3f}"),
         ("write() calls/s", "write_calls_per_s", "{:.0f}"),
         ("write() calls/s per stream", "write_calls_per_s_per_stream", "{:.1f}"),
         ("bytes per write()", "bytes_per_write", "{:.0f}"),
+        ("context switches/s per stream", "ctx_switches_per_s_per_stream", "{:.1f}"),
         ("files / expected", "files", "{:.0f}"),
         ("sampled files ok", "sample_ok", "{:.0f}"),
         ("files valid", "files_valid", None),
+        ("left in spool (liverec)", "left_in_spool", "{:.0f}"),
+        ("rows in recordings index", "indexed_recordings", "{:.0f}"),
         ("stop (SIGTERM→exit), s", "stop_s", "{:.2f}"),
         ("publisher CPU % per stream", "publisher_cpu_percent_per_stream", "{:.3f}"),
         ("other CPU on box, % core", "other_cpu_percent", "{:.1f}"),
@@ -512,7 +556,8 @@ def main():
                     help="before each server, wait up to this many s for a quiet machine")
     ap.add_argument("--quiet-threshold", type=float, default=15, help="busy %% of all cores")
     ap.add_argument("--servers", default="socat,nginx-rtmp,liverec",
-                    help="comma list of socat, nginx-rtmp, nginx-norec, liverec (run in this order)")
+                    help="comma list of socat, nginx-rtmp, nginx-norec, liverec, liverec-norec "
+                         "(run in this order)")
     ap.add_argument("--rounds", type=int, default=1, help="repeat the servers; report medians")
     ap.add_argument("--warmup", type=float, default=5)
     ap.add_argument("--stagger", type=float, default=0.05, help="s between publisher starts")
@@ -521,6 +566,14 @@ def main():
     ap.add_argument("--verify-sample", type=int, default=3)
     ap.add_argument("--no-decode", dest="decode", action="store_false", help="skip full decodes")
     ap.add_argument("--liverec", default=os.path.join(os.path.dirname(HERE), "target/release/liverec"))
+    ap.add_argument("--liverec-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra environment for liverec (e.g. MALLOC_ARENA_MAX=1); repeatable")
+    ap.add_argument("--attach", metavar="CMD",
+                    help="profiling only (skews the CPU numbers): run CMD during the measured window of "
+                         "the --attach-to servers, {pid} = server pid, {pids} = its process tree "
+                         "(comma list), {server} = its name; stopped with "
+                         "SIGINT, output in the work dir (use --keep), e.g. 'strace -c -f -p {pid}'")
+    ap.add_argument("--attach-to", default="liverec", help="comma list of servers --attach applies to")
     ap.add_argument("--nginx", default="nginx")
     ap.add_argument("--work-dir", required=True)
     ap.add_argument("--keep", action="store_true", help="keep recordings and logs")
@@ -529,6 +582,8 @@ def main():
     a.asset_path = os.path.join(a.assets_dir, f"{a.asset}.flv")
     if a.streams < 1 or a.seconds <= 0 or a.rounds < 1:
         sys.exit("--streams, --seconds and --rounds must be positive")
+    if any("=" not in kv for kv in a.liverec_env):
+        sys.exit("--liverec-env takes KEY=VALUE")
 
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, on_signal)
@@ -536,7 +591,8 @@ def main():
     procs = Procs(os.path.join(a.work_dir, "pids"))
     asset = bl.asset_facts(a.asset_path)
     kinds = {"socat": Socat, "nginx-rtmp": Nginx, "liverec": Liverec,
-             "nginx-norec": lambda w, x: Nginx(w, x, record=False)}
+             "nginx-norec": lambda w, x: Nginx(w, x, record=False),
+             "liverec-norec": lambda w, x: Liverec(w, x, record=False)}
     names = [s.strip() for s in a.servers.split(",") if s.strip()]
     bad = [n for n in names if n not in kinds]
     if bad:
@@ -562,6 +618,10 @@ def main():
         print(f"aborted by {e}; stopping every process started", file=sys.stderr)
         procs.stop_all()
         sys.exit(130)
+    except (RuntimeError, OSError) as e:
+        print(f"benchmark failed: {e}", file=sys.stderr)
+        procs.stop_all()
+        sys.exit(1)
     finally:
         procs.stop_all()
     summ = {n: summarize(v) for n, v in runs.items()}

@@ -9,12 +9,15 @@ Part 1, a 1-hour 2 Mbps recording published without -re (about a minute of inges
      exit + DelayTime to the same three events.
 Part 2, how much of the stream after a `start` is missing from the file, liverec (manual, GOP
   cache pre-roll) against nginx-rtmp (`record all manual` + /control/record/start). One ffmpeg
-  publishes hour.flv in real time (-re) to both servers through the tee muxer. Its -progress
-  output maps wall clock to media time (t0 = min(wall - out_time)). At a random phase of the 2 s
-  GOP, `start` goes to both servers at once; after a hold, both stop. The first video packet of
-  each file is found in hour.flv by its MD5 (the servers copy packets verbatim), which gives its
-  media time; missing = max(0, first_packet_time - media_time_at_command), pre-roll = the
-  opposite.
+  publishes hour.flv in real time (-re) to both servers through the tee muxer. At a random phase
+  of the 2 s GOP, `start` goes to both servers at once; after a hold, both stop. The first video
+  packet of each file is found in hour.flv by its MD5 (both servers copy packets verbatim), which
+  gives its media time. The clock that maps wall time to media time is the arrival clock: the
+  median of (wall time nginx had a keyframe on disk - its media time); ffmpeg's -progress clock
+  (when it sent) is reported beside it. missing = max(0, first packet - media time at command),
+  pre-roll = the opposite. liverec never writes a frame twice, so a `start` whose cached GOP the
+  previous recording already wrote (`overlap`) waits for the next keyframe: those are reported
+  apart.
 Prints a JSON document (and a short table on stderr). Stops everything it started.
 """
 import argparse, bisect, glob, hashlib, json, os, random, signal, sqlite3, subprocess, sys, threading, time
@@ -187,10 +190,12 @@ def hour_case(a, api, bucket_dir, db, app, stream, manual):
 # ---------------------------------------------------------------- part 2: start loss
 
 def packet_index(path, cache):
-    """(md5 -> [pts seconds]) of every video packet of `path`, by ffmpeg's framemd5 with -c copy."""
+    """Video packets of `path`: (md5 -> [pts seconds]) by ffmpeg's framemd5 with -c copy, and the
+    sorted keyframe times by ffprobe. Cached next to the asset."""
     if cache and os.path.exists(cache) and os.path.getmtime(cache) >= os.path.getmtime(path):
         with open(cache) as f:
-            return {k: v for k, v in json.load(f).items()}
+            c = json.load(f)
+        return c["md5"], c["keyframes"]
     log(f"indexing the video packets of {path}")
     r = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", path, "-map", "0:v:0", "-c", "copy", "-f", "framemd5", "-"],
                        capture_output=True, text=True, check=True)
@@ -203,10 +208,13 @@ def packet_index(path, cache):
         elif line and not line.startswith("#"):
             f = [x.strip() for x in line.split(",")]
             idx.setdefault(f[5], []).append(int(f[2]) * tb)
+    r = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags",
+                        "-of", "csv=p=0", path], capture_output=True, text=True, check=True)
+    kfs = sorted(float(l.split(",")[0]) for l in r.stdout.splitlines() if "K" in l.split(",")[-1])
     if cache:
         with open(cache, "w") as f:
-            json.dump(idx, f)
-    return idx
+            json.dump({"md5": idx, "keyframes": kfs}, f)
+    return idx, kfs
 
 
 def first_video_packet(path):
@@ -303,6 +311,11 @@ def flv_first_video_key_end(path):
     return None
 
 
+def median(v):
+    v = sorted(v)
+    return v[len(v) // 2] if v else None
+
+
 def start_loss(a, api, bucket_dir, db, work):
     rec_dir = os.path.join(work, "nginx-rec")
     os.makedirs(rec_dir, exist_ok=True)
@@ -312,10 +325,10 @@ def start_loss(a, api, bucket_dir, db, work):
     spawn(["nginx", "-p", os.path.join(work, "nginx"), "-c", conf, "-g", "daemon off;"])
     if not (wait_port(a.nginx_rtmp_port) and wait_port(a.nginx_http_port)):
         raise SystemExit("nginx did not start (see its error.log)")
-    index = packet_index(a.hour, a.hour + ".video-md5.json")
+    index, keyframes = packet_index(a.hour, a.hour + ".video-index.json")
     app, stream = "live", "cmd"
-    tee = (f"[f=flv:onfail=ignore]rtmp://127.0.0.1:{a.rtmp_port}/{app}/{stream}|"
-           f"[f=flv:onfail=ignore]rtmp://127.0.0.1:{a.nginx_rtmp_port}/live/{stream}")
+    tee = (f"[f=flv:onfail=ignore:flush_packets=1]rtmp://127.0.0.1:{a.rtmp_port}/{app}/{stream}|"
+           f"[f=flv:onfail=ignore:flush_packets=1]rtmp://127.0.0.1:{a.nginx_rtmp_port}/live/{stream}")
     pub = spawn(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re", "-i", a.hour, "-map", "0", "-c", "copy",
                  "-progress", "pipe:1", "-stats_period", "0.02", "-f", "tee", tee],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -324,8 +337,11 @@ def start_loss(a, api, bucket_dir, db, work):
     time.sleep(5)
     rng = random.Random(a.seed)
     its = []
+    prev_stop_unix = None
     for it in range(a.iterations):
-        time.sleep(rng.uniform(0.2, 2.2))   # random phase against the 2 s GOP
+        # Random phase against the 2 s GOP, and a random gap since the previous recording ended
+        # (shorter or longer than one GOP: see `overlap` below).
+        time.sleep(rng.uniform(a.min_gap, a.max_gap))
         lv_files, lv_rows = mp4s(bucket_dir, app, stream), len(db_rows(db, app, stream) or [])
         ng_before = set(os.listdir(rec_dir))
         box = {}
@@ -334,7 +350,7 @@ def start_loss(a, api, bucket_dir, db, work):
         th.start()
         box["lv"] = api.command(app, stream, "start")
         th.join()
-        # Watch the nginx file grow, to time its first keyframe on disk (cross-checks t0).
+        # Watch the nginx file grow, to time its first keyframe on disk (the reference method).
         ng_path, trace, t_hold = None, [], time.time() + a.hold
         while time.time() < t_hold:
             if ng_path is None:
@@ -362,32 +378,57 @@ def start_loss(a, api, bucket_dir, db, work):
         its.append({"lv_start": box["lv"], "ng_start": box["ng"], "lv_stop": lv_stop["outcome"],
                     "lv_cancel": lv_cancel["outcome"], "ng_stop_status": ng_stop["status"],
                     "lv_path": fin.get("path"), "lv_final_ms": fin.get("file_ms"), "lv_row_ms": fin.get("row_ms"),
-                    "lv_row": fin.get("row"), "ng_path": ng_path, "ng_kf_written_unix": kf_wall})
+                    "lv_row": fin.get("row"), "ng_path": ng_path, "ng_kf_written_unix": kf_wall,
+                    "prev_stop_unix": prev_stop_unix})
+        prev_stop_unix = lv_stop["sent_unix_ms"] / 1e3
         log(f"iteration {it + 1}/{a.iterations}: liverec {box['lv']['outcome']}, nginx {box['ng']['status']}")
-    t0 = prog.t0()
-    if t0 is None:
+    t0_sent = prog.t0()
+    if t0_sent is None:
         raise SystemExit("no -progress samples from the publisher")
+    # First pass: media time of each file's first video packet (the clock does not matter here).
+    for x in its:
+        for who, path in (("lv", x["lv_path"]), ("ng", x["ng_path"])):
+            md5 = first_video_packet(path) if path else None
+            x[who + "_cands"] = index.get(md5, []) if md5 else []
+            x[who + "_md5"] = md5
+    # The arrival clock: when nginx had each first keyframe on disk, minus its media time. The
+    # tee sends the same bytes to both servers at once, so this is when both had that media.
+    lags = []
+    for x in its:
+        if x["ng_kf_written_unix"] and x["ng_cands"]:
+            m_guess = x["ng_start"]["sent_unix_ms"] / 1e3 - t0_sent
+            m_first = min(x["ng_cands"], key=lambda c: abs(c - m_guess))
+            lags.append(x["ng_kf_written_unix"] - m_first)
+    t0_arrival = median(lags) if lags else t0_sent
     rows = []
     for x in its:
         r = {"liverec": {}, "nginx": {}}
-        for who, path, cmd_ms in (("liverec", x["lv_path"], x["lv_start"]["sent_unix_ms"]),
-                                  ("nginx", x["ng_path"], x["ng_start"]["sent_unix_ms"])):
-            m_cmd = cmd_ms / 1e3 - t0
+        for who, key, cmd_ms in (("liverec", "lv", x["lv_start"]["sent_unix_ms"]),
+                                 ("nginx", "ng", x["ng_start"]["sent_unix_ms"])):
             d = r[who]
+            m_cmd = cmd_ms / 1e3 - t0_arrival
             d["command_media_s"] = round(m_cmd, 3)
-            md5 = first_video_packet(path) if path else None
-            cands = index.get(md5, []) if md5 else []
-            if not cands:
-                d["error"] = "first video packet not found in the asset" if md5 else "no file / no video"
+            if not x[key + "_cands"]:
+                d["error"] = "first video packet not found in the asset" if x[key + "_md5"] else "no file / no video"
                 continue
-            m_first = min(cands, key=lambda c: abs(c - m_cmd))
+            m_first = min(x[key + "_cands"], key=lambda c: abs(c - m_cmd))
             d["first_packet_media_s"] = round(m_first, 3)
             d["missing_ms"] = round(max(0.0, m_first - m_cmd) * 1e3, 1)
             d["preroll_ms"] = round(max(0.0, m_cmd - m_first) * 1e3, 1)
-            d["duration_s"] = ffprobe_duration(path)
-        if x["ng_kf_written_unix"] and "first_packet_media_s" in r["nginx"]:
-            # Wall time the keyframe reached nginx's file minus when ffmpeg sent it: small if t0 is right.
-            r["nginx"]["kf_written_minus_sent_ms"] = round((x["ng_kf_written_unix"] - t0 - r["nginx"]["first_packet_media_s"]) * 1e3, 1)
+            m_cmd_sent = cmd_ms / 1e3 - t0_sent
+            d["missing_ms_by_send_clock"] = round(max(0.0, m_first - m_cmd_sent) * 1e3, 1)
+            d["duration_s"] = ffprobe_duration(x[key + "_path"])
+        if x["ng_kf_written_unix"]:
+            # The reference method (../shared/bench/control_latency.py): command -> keyframe on disk.
+            r["nginx"]["kf_on_disk_after_command_ms"] = round(x["ng_kf_written_unix"] * 1e3 - x["ng_start"]["sent_unix_ms"], 1)
+        # liverec never writes a frame twice: if the previous recording already wrote the cached
+        # keyframe's GOP (it stopped after that keyframe), the new file waits for the next one.
+        m_cmd = x["lv_start"]["sent_unix_ms"] / 1e3 - t0_arrival
+        kf_before = keyframes[max(0, bisect.bisect_right(keyframes, m_cmd) - 1)] if keyframes else None
+        prev_stop_media = x["prev_stop_unix"] - t0_arrival if x["prev_stop_unix"] else None
+        r["liverec"]["overlap"] = bool(prev_stop_media is not None and kf_before is not None and prev_stop_media >= kf_before)
+        r["liverec"]["gap_since_prev_stop_s"] = (round(x["lv_start"]["sent_unix_ms"] / 1e3 - x["prev_stop_unix"], 2)
+                                                 if x["prev_stop_unix"] else None)
         r["liverec"]["start_outcome"] = x["lv_start"]["outcome"]
         r["liverec"]["start_latency_ms"] = round(x["lv_start"]["latency_ms"], 2)
         r["liverec"]["cancel_delay_to_final_ms"] = x["lv_final_ms"] and round(x["lv_final_ms"], 1)
@@ -396,7 +437,8 @@ def start_loss(a, api, bucket_dir, db, work):
             r["liverec"]["db_start_minus_command_ms"] = round(x["lv_row"]["start_ms"] - x["lv_start"]["sent_unix_ms"], 1)
         r["nginx"]["start_latency_ms"] = round(x["ng_start"]["done_unix_ms"] - x["ng_start"]["sent_unix_ms"], 2)
         rows.append(r)
-    return {"t0_samples": len(prog.samples), "iterations": rows}
+    return {"t0_samples": len(prog.samples), "arrival_minus_send_clock_ms": round((t0_arrival - t0_sent) * 1e3, 1),
+            "arrival_clock_from": len(lags), "iterations": rows}
 
 
 def summarize(vals):
@@ -419,6 +461,8 @@ def main():
     ap.add_argument("--iterations", type=int, default=10)
     ap.add_argument("--hold", type=float, default=3.0)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--min-gap", type=float, default=0.2, help="least wait before each start, s")
+    ap.add_argument("--max-gap", type=float, default=4.2, help="longest wait before each start, s")
     ap.add_argument("--skip-hour", action="store_true")
     ap.add_argument("--skip-start-loss", action="store_true")
     a = ap.parse_args()
@@ -456,12 +500,15 @@ def main():
             log(f"part 2: start loss, liverec vs nginx-rtmp, {a.iterations} iterations")
             sl = start_loss(a, api, bucket_dir, db, a.work)
             its = sl["iterations"]
-            sl["summary"] = {
-                who: {k: summarize([i[who].get(k) for i in its]) for k in
-                      ("missing_ms", "preroll_ms", "start_latency_ms", "cancel_delay_to_final_ms",
-                       "cancel_delay_to_row_ms", "db_start_minus_command_ms", "kf_written_minus_sent_ms")
-                      if any(i[who].get(k) is not None for i in its)}
-                for who in ("liverec", "nginx")}
+            keys = ("missing_ms", "preroll_ms", "missing_ms_by_send_clock", "start_latency_ms",
+                    "cancel_delay_to_final_ms", "cancel_delay_to_row_ms", "db_start_minus_command_ms",
+                    "kf_on_disk_after_command_ms")
+            groups = {"nginx": [i["nginx"] for i in its],
+                      "liverec": [i["liverec"] for i in its],
+                      "liverec_no_overlap": [i["liverec"] for i in its if not i["liverec"]["overlap"]],
+                      "liverec_overlap": [i["liverec"] for i in its if i["liverec"]["overlap"]]}
+            sl["summary"] = {g: {k: summarize([d.get(k) for d in ds]) for k in keys if any(d.get(k) is not None for d in ds)}
+                             for g, ds in groups.items() if ds}
             result["start_loss"] = sl
     finally:
         stop_all()

@@ -29,6 +29,7 @@ pub struct Call {
     pub done_wall: SystemTime,
     /// From just before writing to the last response byte.
     pub service: Duration,
+    pub sent: Instant,
     pub done: Instant,
 }
 
@@ -102,6 +103,7 @@ impl Client {
             sent_wall,
             done_wall: SystemTime::now(),
             service: done.duration_since(sent),
+            sent,
             done,
         }
     }

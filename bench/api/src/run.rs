@@ -29,10 +29,11 @@ pub struct Target {
 struct Sample {
     key: String,
     outcome: String,
-    /// From the intended send time (open loop: includes any delay the client added).
+    /// From writing the request to the last response byte.
     latency: Duration,
-    /// From the actual send time.
-    service: Duration,
+    /// How late the request left against its schedule (client timer and scheduling; a large
+    /// value means the client, not the server, was the limit).
+    send_lag: Duration,
 }
 
 async fn command(client: &Client, target: &Target, p: &Planned) -> crate::client::Call {
@@ -58,14 +59,14 @@ fn report(samples: &[Sample]) -> serde_json::Value {
         by_key.entry(&s.key).or_default().push(s.latency);
     }
     let all: Vec<Duration> = samples.iter().map(|s| s.latency).collect();
-    let service: Vec<Duration> = samples.iter().map(|s| s.service).collect();
+    let lag: Vec<Duration> = samples.iter().map(|s| s.send_lag).collect();
     let per: serde_json::Map<String, serde_json::Value> = by_key
         .into_iter()
         .filter_map(|(k, v)| Summary::of(&v).map(|s| (k.to_owned(), s.to_json())))
         .collect();
     json!({
         "latency": Summary::of(&all).map(|s| s.to_json()),
-        "service_time": Summary::of(&service).map(|s| s.to_json()),
+        "send_lag": Summary::of(&lag).map(|s| s.to_json()),
         "latency_by_command": per,
         "outcomes": outcomes.to_json(),
         "failures": outcomes.failures(),
@@ -80,7 +81,10 @@ fn cpu_json(before: Option<Mark>, after: Option<Mark>) -> Option<f64> {
 }
 
 /// Steady open-loop load: request k is due at `start + k / rate`, whatever the previous ones
-/// are doing, so a slow answer cannot hide later latency (no coordinated omission).
+/// are doing, so a slow answer cannot hold back later requests (no coordinated omission). Each
+/// request's latency runs from its write to its last response byte; how late it left against
+/// its schedule is reported apart (`send_lag`), so client timer jitter (tokio's timer has 1 ms
+/// resolution) is not billed to the server.
 pub async fn steady(
     client: Arc<Client>,
     target: Target,
@@ -112,8 +116,8 @@ pub async fn steady(
             Sample {
                 key: sample_key(&planned),
                 outcome: call.outcome,
-                latency: call.done.duration_since(due),
-                service: call.service,
+                latency: call.service,
+                send_lag: call.sent.saturating_duration_since(due),
             }
         }));
     }
@@ -178,7 +182,7 @@ pub async fn max(
                         key: sample_key(&planned),
                         outcome: call.outcome,
                         latency: call.service,
-                        service: call.service,
+                        send_lag: Duration::ZERO,
                     });
                 }
             }
