@@ -10,11 +10,10 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-/// Starts liverec on `config` and returns it once `pattern` was logged (the log is echoed).
-fn start_until(config: &Path, pattern: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_liverec"))
-        .args(["serve", "--config"])
-        .arg(config)
+/// Spawns `command` with its stderr echoed and forwarded line by line; returns once
+/// `pattern` was logged.
+fn spawn_until(mut command: Command, pattern: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = command
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -29,6 +28,13 @@ fn start_until(config: &Path, pattern: &str) -> (Child, std::sync::mpsc::Receive
     });
     wait_line(&rx, pattern);
     (child, rx)
+}
+
+/// Starts liverec on `config` and returns it once `pattern` was logged.
+fn start_until(config: &Path, pattern: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_liverec"));
+    command.args(["serve", "--config"]).arg(config);
+    spawn_until(command, pattern)
 }
 
 fn wait_line(rx: &std::sync::mpsc::Receiver<String>, pattern: &str) -> String {
@@ -134,22 +140,9 @@ fn start_with_file_size_limit(
         env!("CARGO_BIN_EXE_liverec"),
         config.display()
     );
-    let mut child = Command::new("sh")
-        .args(["-c", &script])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn liverec");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("[liverec] {line}");
-            let _ = tx.send(line);
-        }
-    });
-    wait_line(&rx, "rtmp ingest listening");
-    (child, rx)
+    let mut command = Command::new("sh");
+    command.args(["-c", &script]);
+    spawn_until(command, "rtmp ingest listening")
 }
 
 #[test]

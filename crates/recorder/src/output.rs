@@ -161,6 +161,11 @@ async fn write_frame<W: FormatWriter>(writer: &mut W, input: &FrameIn<'_>) {
     }
 }
 
+/// Whether the open file ends before `input`: its cycle is over or the codecs changed.
+fn boundary_passed(clock: &FileClock, tracks: &Tracks, input: &FrameIn<'_>, cycle_ms: i64) -> bool {
+    clock.elapsed(input.dts) >= cycle_ms || *tracks != *input.tracks
+}
+
 /// Failures of one output, logged sparsely (1st, 2nd, 4th, 8th …) so a full disk does not
 /// flood the log while every GOP start retries.
 #[derive(Debug)]

@@ -7,8 +7,8 @@ use liverec_media::{Frame, Tracks};
 use liverec_mux::{Patch, flv, fmp4};
 
 use super::{
-    Failures, FileClock, FileRecord, FormatWriter, FrameIn, OutputContext, OutputError, drop_meta,
-    save_meta, video_size,
+    Failures, FileClock, FileRecord, FormatWriter, FrameIn, OutputContext, OutputError,
+    boundary_passed, drop_meta, save_meta, video_size,
 };
 use crate::config::Format;
 use crate::names::{NameVars, render};
@@ -62,9 +62,9 @@ impl FormatWriter for FileOutput {
     }
 
     fn cut_due(&self, input: &FrameIn<'_>) -> Option<bool> {
-        self.open.as_ref().map(|open| {
-            open.clock.elapsed(input.dts) >= self.ctx.cycle_ms() || open.tracks != *input.tracks
-        })
+        self.open
+            .as_ref()
+            .map(|open| boundary_passed(&open.clock, &open.tracks, input, self.ctx.cycle_ms()))
     }
 
     async fn open(&mut self, input: &FrameIn<'_>) -> Result<(), OutputError> {
