@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use crate::error::{CatalogError, Result};
 
@@ -87,6 +89,11 @@ impl Backend {
             .filename(path)
             .create_if_missing(false)
             .journal_mode(SqliteJournalMode::Wal)
+            // In WAL mode NORMAL commits without an fsync per transaction (the WAL is synced
+            // at checkpoints): a crash of liverec loses nothing, a power cut may lose the last
+            // commits. Every signed API request commits a nonce, so FULL would cost one fsync
+            // per request (docs/BENCHMARKS.md).
+            .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(SQLITE_BUSY_TIMEOUT)
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
