@@ -307,7 +307,8 @@ def measure(server, a, asset, procs, round_no):
         cs = {x: bl.ctx_switches(x) for x in st}
         ctxsw.update({x: v for x, v in cs.items() if v is not None}, baseline)
         samples.append((sum(procs_now[x][2] for x in st),
-                        sum(procs_now[x][2] for x in pub_pids if x in procs_now)))
+                        sum(procs_now[x][2] for x in pub_pids if x in procs_now),
+                        round(time.time() - w0, 1)))
 
     rec_dir = server.record_dir()
     rec0 = sum(bl.list_files(rec_dir, MEDIA_EXTS).values()) if server.records else 0
@@ -363,6 +364,8 @@ def measure(server, a, asset, procs, round_no):
         "rss_per_stream_bytes": round((rss_end - res["rss_idle_bytes"]) / a.streams),
         # growth inside the window: a leak or a buffer that keeps growing shows here
         "rss_growth_per_stream_bytes": round((rss_end - samples[0][0]) / a.streams),
+        # (seconds into the window, server RSS in KiB), about 20 points
+        "rss_timeline_kib": [(t, round(r / 1024)) for r, _, t in samples[::max(1, len(samples) // 20)]],
         "write_calls_per_s": round(syscw.total() / win, 1),
         "write_calls_per_s_per_stream": round(syscw.total() / win / a.streams, 2),
         "bytes_per_write": round(wchar.total() / max(1, syscw.total())),
@@ -459,7 +462,7 @@ def ratio(a, b):
     return a / b
 
 
-def report(summ, a, asset):
+def report(summ, a, asset, runs):
     names = list(summ)
     rows = [
         ("publishers failed", "publisher_failures", "{:.0f}"),
@@ -518,6 +521,10 @@ def report(summ, a, asset):
                            ("recorded bytes (window)", "recorded_vs_ingested_window"),
                            ("recorded bytes (files)", "recorded_vs_ingested_total")]:
             out.append(f"  {label:28}{fmt(ratio(lr.get(key), ng.get(key)), '{:.2f}'):>8}")
+        if a.rounds > 1:
+            per = [ratio(x["cpu_percent_per_stream"], y["cpu_percent_per_stream"])
+                   for x, y in zip(runs["liverec"], runs["nginx-rtmp"])]
+            out.append("  CPU per stream, each round   " + "  ".join(fmt(x, "{:.2f}") for x in per))
         r = ratio(lr["cpu_percent_per_stream"], ng["cpu_percent_per_stream"])
         targets["cpu_per_stream_le_nginx"] = (r is not None and r <= 1.0, r)
     if lr and ng and so:
@@ -625,7 +632,7 @@ def main():
     finally:
         procs.stop_all()
     summ = {n: summarize(v) for n, v in runs.items()}
-    text, targets = report(summ, a, asset)
+    text, targets = report(summ, a, asset, runs)
     print(text)
     if a.out:
         with open(a.out, "a") as f:
