@@ -114,6 +114,33 @@ def test_start_records_from_the_keyframe_before_the_command(server, publish):
     assert max_video_step_secs(pk) < MAX_STEP_SECS
 
 
+def test_start_right_after_cancel_delay_pre_rolls_into_the_previous_file(server, publish):
+    """A new recording begins at the cached keyframe even when the previous recording already
+    wrote that GOP: the moment of `start` is in the new file (the two files overlap)."""
+    client, pub = setup_manual(server, publish)
+    at_start = pub.wait_mid_gop(after=1.0)
+    send(client, "start")
+    at_end = pub.wait_mid_gop(after=at_start + 2.0)
+    send(client, "stop")
+    send(client, "cancel_delay")
+    at_again = pub.position
+    send(client, "start")
+    server.wait_for_files(BUCKET, "mp4", 1, timeout=AT_ONCE_SECS)
+    pub.wait_position(at_again + 1.5)
+    send(client, "stop")
+    send(client, "cancel_delay")
+    first, second = server.wait_for_files(BUCKET, "mp4", 2, timeout=AT_ONCE_SECS)
+
+    src = source()
+    old = src.video_positions(packets(first).video, first.name)
+    assert_valid_recording(second)
+    new = src.video_positions(packets(second).video, second.name)
+    assert_ends_near(old[-1], at_end, "first file")
+    assert_starts_at_keyframe_before(new[0], at_again, "second file")
+    assert new[0] in old, "the second file's pre-roll is the first file's last GOP"
+    assert len(runs(new, len(src.video))) == 1, "frames missing inside the second file"
+
+
 def test_stop_then_cancel_delay_gives_the_file_at_once(server, publish):
     client, pub = setup_manual(server, publish, delay=600, formats=[{"Format": "mp4"}, {"Format": "flv"}])
     pub.wait_position(1.5)

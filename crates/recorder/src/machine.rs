@@ -10,7 +10,8 @@
 //!
 //! Which frames go where (DESIGN.md "The recorder"):
 //! - a recording starts at the latest keyframe of the GOP cache (the driver subscribes with
-//!   pre-roll), or at the next keyframe if the cache has none;
+//!   pre-roll), or at the next keyframe if the cache has none; that pre-roll may repeat the end
+//!   of the previous recording's file (a frame is written once per recording, not per stream);
 //! - `stop` pauses at once; resuming continues right after the last frame written when that
 //!   frame is still in the cache (no gap), else from the cache's keyframe, bridging the pause
 //!   so the recording's timeline stays continuous;
@@ -177,9 +178,6 @@ pub struct Machine {
     publishing: Option<u64>,
     subscribed: bool,
     next_id: u64,
-    /// Sequence number of the last frame written by any recording: a frame is never written
-    /// twice, even when a new recording's pre-roll reaches back into the previous one.
-    last_written: Option<u64>,
 }
 
 impl Machine {
@@ -191,7 +189,6 @@ impl Machine {
             publishing: None,
             subscribed: false,
             next_id: 1,
-            last_written: None,
         }
     }
 
@@ -384,11 +381,13 @@ impl Machine {
         let Some(rec) = &mut self.recording else {
             return;
         };
-        if let Some(last) = self.last_written
+        // Within one recording a frame is written once. A new recording's pre-roll may reach
+        // back into the previous file: the moment of `start` must be inside the new one.
+        if let Some(last) = rec.last_seq
             && frame.seq <= last
         {
             // A resumed recording whose last frame is still cached continues right after it.
-            if rec.gate == Gate::FirstFrame && rec.last_seq == Some(last) {
+            if rec.gate == Gate::FirstFrame {
                 rec.gate = Gate::SkipThrough { seq: last };
             }
             return;
@@ -440,7 +439,6 @@ impl Machine {
             rec.last_video_dts = Some(dts);
         }
         rec.last_seq = Some(frame.seq);
-        self.last_written = Some(frame.seq);
         rec.last_dts = Some(rec.last_dts.map_or(dts, |d| d.max(dts)));
         let pts = dts + i64::from(frame.cts);
         rec.last_pts = Some(rec.last_pts.map_or(pts, |p| p.max(pts)));
@@ -715,6 +713,27 @@ mod tests {
     }
 
     #[test]
+    fn new_recording_pre_rolls_even_into_the_previous_file() {
+        let mut h = Harness::new(Mode::Manual);
+        h.ev(Event::PublishStarted { session: 1 });
+        h.cmd(Command::Start);
+        h.video(0, true); // seq 1
+        h.video(40, false); // seq 2
+        h.cmd(Command::Stop);
+        h.cmd(Command::CancelDelay);
+        assert_eq!(h.finalized(), vec![1]);
+        h.video(80, false); // seq 3, not recorded
+        // `start` within the same GOP: the new file begins at the cached keyframe, so the
+        // moment of the command is inside it, although seq 1 and 2 are also in the first file.
+        h.cmd(Command::Start);
+        assert!(h.has(Action::OpenRecording { id: 2 }) && h.has(Action::Subscribe));
+        assert_eq!(h.replay(1, 0, true), Some(0));
+        assert_eq!(h.replay(2, 40, false), Some(40));
+        assert_eq!(h.replay(3, 80, false), Some(80));
+        assert_eq!(h.video(120, false), Some(120));
+    }
+
+    #[test]
     fn restart_cuts_at_next_keyframe() {
         let mut h = Harness::new(Mode::Automatic);
         h.ev(Event::PublishStarted { session: 1 });
@@ -790,7 +809,17 @@ mod tests {
         /// actions in order and replays the cache on every subscription, as the hub does.
         fn step(&mut self, h: &mut Harness, event: Event, frame: Option<(u64, i64, bool)>) {
             h.ev(event);
-            for action in h.out.clone() {
+            let actions = h.out.clone();
+            // A recording opened with a fresh subscription may pre-roll frames the previous one
+            // wrote; a restart cut opens on a live keyframe and must not repeat any.
+            if actions
+                .iter()
+                .any(|a| matches!(a, Action::OpenRecording { .. }))
+                && actions.contains(&Action::Subscribe)
+            {
+                self.written.clear();
+            }
+            for action in actions {
                 match action {
                     Action::OpenRecording { .. } => {
                         self.last_dts = None;
