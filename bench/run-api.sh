@@ -28,6 +28,7 @@ LIVEREC_LOG=${LIVEREC_LOG:-info}
 WORK=$(mktemp -d /tmp/liverec-apibench.XXXXXX)
 OUT=${OUT:-/tmp/liverec-apibench-results.jsonl}
 KEEP=${KEEP:-0}
+PHASES=${PHASES:-"steady max"}         # which of A (steady) and B (max) to run
 export LIVEREC_LOG
 
 PIDS=()
@@ -87,6 +88,7 @@ machine_info | tee "$WORK/machine.txt"
 : > "$OUT"
 
 # ---- A: latency at a steady rate, STREAMS publishing --------------------------------------
+if [[ " $PHASES " == *" steady "* ]]; then
 start_liverec steady "$RATE"
 log "publishing $STREAMS streams of lo.flv (-re -stream_loop -1 -c copy)"
 for i in $(seq 0 $((STREAMS - 1))); do
@@ -124,8 +126,10 @@ printf '{"phase":"steady-files","mp4_files":%s,"recording_rows":%s,"ffprobe_fail
   "$FILES" "$ROWS" "$BAD" >> "$OUT"
 stop_publishers
 stop_liverec
+fi
 
 # ---- B: maximum signed requests/s, throttling off ------------------------------------------
+if [[ " $PHASES " == *" max "* ]]; then
 start_liverec max 0
 wait_quiet "$WAIT_QUIET" "$QUIET_LOAD"
 for scheme in $MAX_SCHEMES; do
@@ -140,6 +144,7 @@ done
 NONCES=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from nonces').fetchone()[0])" "$WORK/max/data/liverec.db")
 printf '{"phase":"max-nonces","nonce_rows":%s}\n' "$NONCES" >> "$OUT"
 stop_liverec
+fi
 
 # ---- summary --------------------------------------------------------------------------------
 python3 - "$OUT" <<'EOF'

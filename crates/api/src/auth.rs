@@ -2,9 +2,12 @@
 //! timestamp window, and the nonce (kept in the catalog until the request's stamp has
 //! expired, so a restart opens no replay window). Secrets are never logged.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
+use liverec_catalog::{AccessKey, Catalog, CatalogError};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -26,6 +29,69 @@ pub const ACS3_REQUIRED_SIGNED: &[&str] = &[
     "x-acs-signature-nonce",
     "x-acs-version",
 ];
+
+/// Keys remembered at most; past this the cache starts over (only ids that exist are kept,
+/// so this is only reached by an operator with that many keys).
+const MAX_CACHED_KEYS: usize = 4096;
+
+/// Access keys as recently read from the catalog, so a signed request costs no key lookup.
+/// A key disabled or re-enabled (`liverec keys disable|enable`, possibly from another
+/// process) takes effect once its entry is older than the TTL. Ids that do not exist are not
+/// cached: a key created a moment ago works at once.
+#[derive(Debug)]
+pub struct KeyCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, CachedKey>>,
+}
+
+#[derive(Debug)]
+struct CachedKey {
+    fetched: Instant,
+    key: Arc<AccessKey>,
+}
+
+impl KeyCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The key `id`, from the cache if fetched within the TTL, else from the catalog.
+    pub async fn get(
+        &self,
+        catalog: &Catalog,
+        id: &str,
+    ) -> Result<Option<Arc<AccessKey>>, CatalogError> {
+        let now = Instant::now();
+        if let Some(hit) = self.lock().get(id)
+            && now.duration_since(hit.fetched) < self.ttl
+        {
+            return Ok(Some(hit.key.clone()));
+        }
+        let fetched = catalog.key(id).await?.map(Arc::new);
+        let mut entries = self.lock();
+        match &fetched {
+            Some(key) if !self.ttl.is_zero() => {
+                if entries.len() >= MAX_CACHED_KEYS && !entries.contains_key(id) {
+                    entries.clear();
+                }
+                let key = key.clone();
+                entries.insert(id.to_owned(), CachedKey { fetched: now, key });
+            }
+            _ => {
+                entries.remove(id);
+            }
+        }
+        Ok(fetched)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedKey>> {
+        // The map holds no invariant a panicking holder could break.
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// How a request is signed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +151,7 @@ struct Claim {
 /// Checks the signature, timestamp and nonce; returns the AccessKeyId.
 pub async fn authenticate(
     state: &ApiState,
+    keys: &KeyCache,
     scheme: &Scheme,
     req: &Incoming<'_>,
 ) -> Result<String, ApiError> {
@@ -97,9 +164,8 @@ pub async fn authenticate(
     if claim.key_id.len() > MAX_KEY_ID_LEN {
         return Err(ApiError::AccessKeyNotFound);
     }
-    let key = state
-        .catalog
-        .key(&claim.key_id)
+    let key = keys
+        .get(&state.catalog, &claim.key_id)
         .await?
         .filter(|k| k.enabled)
         .ok_or(ApiError::AccessKeyNotFound)?;

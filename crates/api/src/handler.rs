@@ -30,6 +30,7 @@ pub const MAX_LOGGED_LEN: usize = 64;
 struct Shared {
     state: Arc<ApiState>,
     throttle: Throttle,
+    keys: auth::KeyCache,
     /// Unix ms of the last housekeeping.
     last_housekeeping: AtomicI64,
 }
@@ -41,9 +42,11 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
         state.settings.default_qps,
     );
     let host_id = state.settings.host_id.clone();
+    let keys = auth::KeyCache::new(state.settings.key_cache_ttl);
     let shared = Arc::new(Shared {
         state,
         throttle,
+        keys,
         last_housekeeping: AtomicI64::new(0),
     });
     Router::new()
@@ -223,7 +226,7 @@ async fn process(shared: &Shared, request: Request, trace: &mut Trace) -> Result
         body: &body,
         now,
     };
-    let key_id = auth::authenticate(&shared.state, &scheme, &incoming).await?;
+    let key_id = auth::authenticate(&shared.state, &shared.keys, &scheme, &incoming).await?;
     shared.throttle.check(&key_id, action.name())?;
     shared.housekeeping(now);
     actions::dispatch(action, &params, &shared.state).await

@@ -38,6 +38,9 @@ pub use error::ApiError;
 pub const API_VERSION: &str = "2016-11-01";
 /// Alibaba's accepted clock skew of a signed request.
 pub const DEFAULT_TIMESTAMP_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// How long an access key read from the catalog is used before it is read again: a key
+/// disabled with `liverec keys disable` is refused at most this much later.
+pub const DEFAULT_KEY_CACHE_TTL: Duration = Duration::from_secs(1);
 /// Default `HostId` of error bodies.
 pub const DEFAULT_HOST_ID: &str = "liverec";
 
@@ -56,6 +59,8 @@ pub struct ApiSettings {
     pub default_qps: u32,
     /// Only declared domains exist (`InvalidDomain.NotFound` otherwise).
     pub strict_domains: bool,
+    /// How long a looked-up access key is reused (zero: every request reads the catalog).
+    pub key_cache_ttl: Duration,
     /// `None`: any bucket name is accepted (a local directory); `Some(list)`: only those.
     pub buckets: Option<Vec<String>>,
 }
@@ -69,6 +74,7 @@ impl Default for ApiSettings {
             qps: HashMap::new(),
             default_qps: throttle::DEFAULT_QPS,
             strict_domains: false,
+            key_cache_ttl: DEFAULT_KEY_CACHE_TTL,
             buckets: None,
         }
     }

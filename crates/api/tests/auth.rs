@@ -3,6 +3,9 @@
 mod support;
 
 use std::collections::HashMap;
+use std::time::Duration;
+
+use liverec_api::ApiSettings;
 
 use axum::body::Body;
 use axum::http::{Method, Request};
@@ -10,6 +13,8 @@ use support::*;
 
 const ONLINE: &str = "DescribeLiveStreamsOnlineList";
 const DOMAIN: (&str, &str) = ("DomainName", "example.com");
+/// A short key cache, so the test of disabling a key need not wait the default second.
+const KEY_CACHE_TTL: Duration = Duration::from_millis(200);
 
 #[tokio::test]
 async fn older_sdk_get_post_and_form_body_are_accepted() {
@@ -182,7 +187,11 @@ async fn incomplete_signatures() {
 
 #[tokio::test]
 async fn unknown_or_disabled_access_keys() {
-    let api = start().await;
+    let api = start_with(ApiSettings {
+        key_cache_ttl: KEY_CACHE_TTL,
+        ..settings()
+    })
+    .await;
     let v1 = V1::new(ONLINE, &[DOMAIN]).set("AccessKeyId", "nobody");
     send(&api.router, v1.request())
         .await
@@ -201,14 +210,34 @@ async fn unknown_or_disabled_access_keys() {
     .await;
     r.assert_error(404, "InvalidAccessKeyId.NotFound");
 
+    // The key was looked up (and cached) by the requests above; a change in the catalog
+    // takes effect once the cached entry is older than the TTL.
     assert!(api.catalog.set_key_enabled(AK, false).await.unwrap());
+    tokio::time::sleep(KEY_CACHE_TTL).await;
     send(&api.router, V1::new(ONLINE, &[DOMAIN]).request())
         .await
         .assert_error(404, "InvalidAccessKeyId.NotFound");
     assert!(api.catalog.set_key_enabled(AK, true).await.unwrap());
+    tokio::time::sleep(KEY_CACHE_TTL).await;
     send(&api.router, V1::new(ONLINE, &[DOMAIN]).request())
         .await
         .assert_ok();
+}
+
+#[tokio::test]
+async fn without_a_key_cache_a_disabled_key_is_refused_at_once() {
+    let api = start_with(ApiSettings {
+        key_cache_ttl: Duration::ZERO,
+        ..settings()
+    })
+    .await;
+    send(&api.router, V1::new(ONLINE, &[DOMAIN]).request())
+        .await
+        .assert_ok();
+    assert!(api.catalog.set_key_enabled(AK, false).await.unwrap());
+    send(&api.router, V1::new(ONLINE, &[DOMAIN]).request())
+        .await
+        .assert_error(404, "InvalidAccessKeyId.NotFound");
 }
 
 #[tokio::test]

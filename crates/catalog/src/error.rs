@@ -2,7 +2,7 @@
 
 /// What went wrong in the catalog. Messages name the operation and the database's own error,
 /// never a bound value (so no secret, nonce or connection URL can leak into a log).
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("already exists")]
     AlreadyExists,

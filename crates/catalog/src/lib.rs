@@ -13,7 +13,14 @@ use std::time::SystemTime;
 /// produce the same type.
 macro_rules! on_pool {
     ($catalog:expr, |$pool:ident| $body:expr) => {
-        match &$catalog.backend {
+        on_backend!(&$catalog.backend, |$pool| $body)
+    };
+}
+
+/// [`on_pool!`] for a bare [`backend::Backend`].
+macro_rules! on_backend {
+    ($backend:expr, |$pool:ident| $body:expr) => {
+        match $backend {
             $crate::backend::Backend::Sqlite($pool) => $body,
             $crate::backend::Backend::Postgres($pool) => $body,
         }
@@ -138,22 +145,26 @@ pub struct RecordingQuery {
 #[derive(Clone, Debug)]
 pub struct Catalog {
     backend: backend::Backend,
+    nonces: nonces::NonceQueue,
 }
 
 impl Catalog {
     /// Opens (creating if needed) `url`: `sqlite://PATH` (file created with mode 0600) or
     /// `postgres://…`, and runs the migrations.
     pub async fn open(url: &str) -> Result<Self> {
-        Ok(Self {
-            backend: backend::Backend::open(url).await?,
-        })
+        Ok(Self::with_backend(backend::Backend::open(url).await?))
     }
 
     /// A private in-memory SQLite database (tests).
     pub async fn open_in_memory() -> Result<Self> {
-        Ok(Self {
-            backend: backend::Backend::in_memory().await?,
-        })
+        Ok(Self::with_backend(backend::Backend::in_memory().await?))
+    }
+
+    fn with_backend(backend: backend::Backend) -> Self {
+        Self {
+            nonces: nonces::NonceQueue::start(backend.clone()),
+            backend,
+        }
     }
 
     /// Which backend this is: `"sqlite"` or `"postgres"` (logs, metrics).

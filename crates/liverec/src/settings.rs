@@ -237,6 +237,7 @@ impl Settings {
             qps: self.api.qps.clone(),
             default_qps: self.api.default_qps,
             strict_domains: self.api.strict_domains,
+            key_cache_ttl: liverec_api::DEFAULT_KEY_CACHE_TTL,
             buckets: self.api.buckets.clone(),
         }
     }
