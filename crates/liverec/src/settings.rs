@@ -218,7 +218,31 @@ impl Settings {
         );
         let settings: Settings = figment.extract().context("invalid settings")?;
         settings.record_config()?;
+        settings.qps_by_action()?;
         Ok(settings)
+    }
+
+    /// `[api] qps` keyed by the exact action names. Keys match action names in any case, so
+    /// `LIVEREC_API__QPS__REALTIMERECORDCOMMAND=0` works although env keys arrive lower-cased;
+    /// a key naming no action is an error rather than a limit silently not applied.
+    pub fn qps_by_action(&self) -> anyhow::Result<std::collections::HashMap<String, u32>> {
+        let actions = liverec_api::Action::names();
+        self.api
+            .qps
+            .iter()
+            .map(|(key, &qps)| {
+                let action = actions
+                    .iter()
+                    .find(|a| a.eq_ignore_ascii_case(key))
+                    .with_context(|| {
+                        format!(
+                            "[api] qps names no action: {key:?} (actions: {})",
+                            actions.join(", ")
+                        )
+                    })?;
+                Ok(((*action).to_owned(), qps))
+            })
+            .collect()
     }
 
     /// The database URL, defaulting to SQLite in the data directory.
@@ -234,7 +258,16 @@ impl Settings {
             host_id: self.api.host_id.clone(),
             max_request_bytes: self.api.max_request_bytes,
             timestamp_window: Duration::from_secs(self.api.timestamp_window_secs),
-            qps: self.api.qps.clone(),
+            // Checked by `load`; settings built otherwise keep only the keys naming an action.
+            qps: self.qps_by_action().unwrap_or_else(|_| {
+                let actions = liverec_api::Action::names();
+                self.api
+                    .qps
+                    .iter()
+                    .filter(|(k, _)| actions.contains(&k.as_str()))
+                    .map(|(k, &v)| (k.clone(), v))
+                    .collect()
+            }),
             default_qps: self.api.default_qps,
             strict_domains: self.api.strict_domains,
             key_cache_ttl: liverec_api::DEFAULT_KEY_CACHE_TTL,
@@ -322,5 +355,22 @@ mod tests {
         assert!(Settings::load(Some(&path)).is_err());
         std::fs::write(&path, "nonsense = 1\n").unwrap();
         assert!(Settings::load(Some(&path)).is_err());
+        std::fs::write(&path, "[api]\nqps = { RealTimeRecordComand = 5 }\n").unwrap();
+        let err = format!("{:#}", Settings::load(Some(&path)).unwrap_err());
+        assert!(
+            err.contains("RealTimeRecordComand") && err.contains("names no action"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn qps_keys_match_action_names_in_any_case() {
+        let mut s = Settings::default();
+        s.api.qps.insert("realtimerecordcommand".into(), 0);
+        s.api.qps.insert("DescribeLiveRecordConfig".into(), 7);
+        let qps = s.api_settings().qps;
+        assert_eq!(qps.get("RealTimeRecordCommand"), Some(&0));
+        assert_eq!(qps.get("DescribeLiveRecordConfig"), Some(&7));
+        assert_eq!(qps.len(), 2);
     }
 }
