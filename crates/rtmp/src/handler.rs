@@ -78,7 +78,7 @@ pub struct MediaMessage {
     pub kind: MediaKind,
     /// Raw RTMP timestamp in milliseconds (32-bit, wraps; not normalised).
     pub timestamp: u32,
-    /// The message payload, sliced from the read buffer (no copy).
+    /// The message payload, in an allocation of its own (the read buffer is reused).
     pub body: Bytes,
 }
 

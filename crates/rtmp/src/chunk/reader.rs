@@ -275,7 +275,9 @@ impl Reader {
                 fmt: parsed.fmt,
             });
         };
-        let payload = buf.split_to(parsed.payload_len);
+        // Payloads are copied out, never sliced: a slice would keep the whole read buffer alive
+        // for as long as the frame lives (GOP cache, queues), and force a new read buffer.
+        let payload = buf.get(..parsed.payload_len).unwrap_or_default();
         if let Some(start) = parsed.start {
             stream.timestamp = start.timestamp;
             stream.ts_field = start.ts_field;
@@ -284,11 +286,13 @@ impl Reader {
             stream.type_id = start.type_id;
             stream.stream_id = start.stream_id;
             if parsed.payload_len as u32 == start.length {
-                // The whole message in one chunk: no copy.
-                return Ok(Some(stream.message(payload.freeze())));
+                let message = stream.message(Bytes::copy_from_slice(payload));
+                buf.advance(parsed.payload_len);
+                return Ok(Some(message));
             }
             let mut data = BytesMut::with_capacity(start.length as usize);
-            data.extend_from_slice(&payload);
+            data.extend_from_slice(payload);
+            buf.advance(parsed.payload_len);
             self.partial_bytes += start.length as usize;
             stream.partial = Some(Partial {
                 data,
@@ -302,7 +306,8 @@ impl Reader {
                 fmt: parsed.fmt,
             });
         };
-        partial.data.extend_from_slice(&payload);
+        partial.data.extend_from_slice(payload);
+        buf.advance(parsed.payload_len);
         partial.remaining = partial.remaining.saturating_sub(parsed.payload_len as u32);
         if partial.remaining > 0 {
             return Ok(None);
