@@ -38,5 +38,7 @@ pub use error::{Fmp4Error, RecoverError};
 pub use fragment::{Fragment, MAX_FRAGMENT_BYTES, MAX_FRAGMENT_SAMPLES};
 pub use init::{MAX_AUDIO_SAMPLE_RATE, MAX_CODEC_RECORD_BYTES};
 pub use muxer::{AUDIO_TRACK_ID, Mode, Muxer, VIDEO_TRACK_ID};
-pub use recover::{MAX_MOOF_BYTES, MAX_MOOV_BYTES, Recovery, recover};
+pub use recover::{
+    MAX_MOOF_BYTES, MAX_MOOV_BYTES, Recovery, SegmentRecovery, recover, recover_segment,
+};
 pub use track::{MAX_ABS_DTS_MS, MAX_COMPOSITION_OFFSET_MS, MAX_DTS_STEP_MS};

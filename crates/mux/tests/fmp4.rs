@@ -15,7 +15,7 @@ use liverec_media::{AudioCodec, AudioConfig, Frame, TrackKind, Tracks, VideoCode
 use liverec_mux::Patch;
 use liverec_mux::fmp4::{
     AUDIO_TRACK_ID, Fmp4Error, Fragment, Mode, Muxer, RecoverError, Recovery, VIDEO_TRACK_ID,
-    recover,
+    recover, recover_segment,
 };
 use proptest::prelude::*;
 
@@ -609,6 +609,57 @@ fn check_recovered_cut(asset_name: &str, peer: Peer) {
         (duration - expected).abs() <= 0.05 && recovery.duration_ms < muxed.duration_ms,
         "{asset_name}: recovered duration {duration} s, recovery says {expected} s"
     );
+}
+
+/// A CMAF segment of three fragments torn in its third: the first two are kept, span what the
+/// muxer said they span, and init + the kept part decode cleanly.
+#[test]
+fn torn_cmaf_segment_keeps_its_complete_fragments() {
+    let media = asset("h264_aac.flv");
+    let Run { init, chunks, .. } = mux(&media, Mode::Cmaf);
+    assert!(chunks.len() >= 4, "the asset gives enough fragments");
+    // The segment starts with the second fragment (a later one, so tfdt is not zero).
+    let parts = &chunks[1..4];
+    let mut segment = Vec::new();
+    for (chunk, _) in parts {
+        segment.extend_from_slice(chunk);
+    }
+    let kept_len = parts[0].0.len() + parts[1].0.len();
+    let torn = &segment[..kept_len + parts[2].0.len() / 2];
+
+    let found = recover_segment(&mut Cursor::new(&init), &mut Cursor::new(torn)).expect("recover");
+    assert_eq!(found.valid_len, kept_len as u64);
+    assert_eq!(found.fragment_count, 2);
+    let expected_ms = parts[1].1.end_ms - parts[0].1.start_ms;
+    assert!(
+        found.duration_ms.abs_diff(expected_ms) <= 30,
+        "recovered {} ms, the muxer wrote {expected_ms} ms",
+        found.duration_ms
+    );
+
+    let mut joined = init.clone();
+    joined.extend_from_slice(&torn[..kept_len]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write_temp(dir.path(), "recovered.mp4", &joined);
+    let (decoded, stderr) = decode(Peer::Debian, &path);
+    assert!(stderr.is_empty(), "decode errors: {stderr}");
+    assert!(
+        decoded.iter().all(|&n| n > 0),
+        "both tracks decode: {decoded:?}"
+    );
+
+    // Nothing complete, or no init: errors, not panics.
+    let nothing =
+        recover_segment(&mut Cursor::new(&init), &mut Cursor::new(&torn[..10])).expect("empty");
+    assert_eq!(
+        (
+            nothing.valid_len,
+            nothing.fragment_count,
+            nothing.duration_ms
+        ),
+        (0, 0, 0)
+    );
+    assert!(recover_segment(&mut Cursor::new(torn), &mut Cursor::new(torn)).is_err());
 }
 
 #[test]

@@ -387,6 +387,28 @@ fn ts_duration(file: &mut File, len: u64) -> io::Result<f64> {
     })
 }
 
+/// How much of a torn segment to keep (bytes, seconds), or `None` if nothing decodes.
+fn torn_segment(
+    target: &LocalTarget,
+    meta: &SpoolMeta,
+    init_object: Option<&str>,
+    path: &Path,
+) -> Result<Option<(u64, f64)>, RecoveryError> {
+    let mut file = File::open(path)?;
+    if meta.format == Format::Cmaf {
+        let Some(init) = init_object else {
+            return Ok(None);
+        };
+        let mut init = File::open(target.object_path(init))?;
+        let found = fmp4::recover_segment(&mut init, &mut file)?;
+        return Ok((found.fragment_count > 0 && found.duration_ms > 0)
+            .then(|| (found.valid_len, found.duration_ms as f64 / 1000.0)));
+    }
+    let len = file.seek(SeekFrom::End(0))? / TS_PACKET * TS_PACKET;
+    let duration = ts_duration(&mut file, len)?;
+    Ok((duration > 0.0).then_some((len, duration)))
+}
+
 fn recover_playlist(
     target: &LocalTarget,
     spool_playlist: &Path,
@@ -397,34 +419,37 @@ fn recover_playlist(
 ) -> Result<FileRecord, RecoveryError> {
     let mut segments = segments.to_vec();
     if let Some(path) = open_segment.filter(|p| p.exists()) {
-        // A torn TS segment keeps its whole packets; a torn CMAF segment is dropped (its
-        // fragments would need the muxer's state to close).
-        let mut kept = false;
-        if meta.format == Format::M3u8 {
-            let mut file = File::options().read(true).write(true).open(path)?;
-            let len = file.seek(SeekFrom::End(0))? / TS_PACKET * TS_PACKET;
-            let duration = ts_duration(&mut file, len)?;
-            if duration > 0.0 {
+        // A torn segment keeps what decodes: whole TS packets, or complete CMAF fragments.
+        match torn_segment(target, meta, init_object, path) {
+            Ok(Some((len, duration))) => {
+                let file = File::options().write(true).open(path)?;
                 file.set_len(len)?;
                 file.sync_all()?;
                 drop(file);
                 let key = meta.stream_key();
                 let start = meta.start();
-                let sequence = segments.len() as u64;
                 let vars = NameVars {
                     key: &key,
                     start,
                     end: start,
                     unix: start,
-                    sequence,
+                    sequence: segments.len() as u64,
                 };
-                let object = format!("{}.ts", render(&meta.slice_object_prefix, &vars)?);
+                let extension = if meta.format == Format::Cmaf {
+                    "m4s"
+                } else {
+                    "ts"
+                };
+                let object = format!("{}.{extension}", render(&meta.slice_object_prefix, &vars)?);
                 segments.push((target.commit(path, &object)?, duration));
-                kept = true;
             }
-        }
-        if !kept {
-            let _ = std::fs::remove_file(path);
+            Ok(None) => {
+                let _ = std::fs::remove_file(path);
+            }
+            Err(err) => {
+                tracing::warn!(segment = %path.display(), %err, "torn segment unreadable; dropped");
+                let _ = std::fs::remove_file(path);
+            }
         }
     }
     if segments.is_empty() {

@@ -65,50 +65,9 @@ pub fn recover<R: Read + Seek>(source: &mut R) -> Result<Recovery, RecoverError>
         file_len,
         buf: Vec::new(),
     };
-    let mut pos = 0u64;
-    let mut movie = None;
-    while movie.is_none() {
-        let header = scan.header(pos)?.ok_or(RecoverError::NoInit)?;
-        match &header.fourcc {
-            b"ftyp" | b"free" | b"skip" => {}
-            b"moov" => {
-                let body = scan.body(&header, MAX_MOOV_BYTES)?;
-                movie = Some(parse_moov(body, header.body_start())?);
-            }
-            _ => return Err(RecoverError::NoInit),
-        }
-        pos = header.end();
-    }
-    let Some(mut movie) = movie else {
-        return Err(RecoverError::NoInit);
-    };
-
-    let mut valid_len = pos;
-    let mut fragment_count = 0u64;
-    while let Some(header) = scan.header(pos)? {
-        match &header.fourcc {
-            b"free" | b"skip" => {
-                pos = header.end();
-                valid_len = pos;
-            }
-            b"moof" => {
-                let Some(mdat) = scan.header(header.end())? else {
-                    break;
-                };
-                if &mdat.fourcc != b"mdat" {
-                    break;
-                }
-                let body = scan.body(&header, MAX_MOOF_BYTES)?;
-                let fragment = parse_moof(body, &header, &mdat, &movie)?;
-                fragment.commit(&mut movie);
-                fragment_count += 1;
-                pos = mdat.end();
-                valid_len = pos;
-            }
-            // An old mfra, a torn box, or zeros a crashed filesystem left: the end.
-            _ => break,
-        }
-    }
+    let (mut movie, pos) = read_movie(&mut scan)?;
+    let fragments = scan_fragments(&mut scan, pos, &mut movie)?;
+    let (valid_len, fragment_count) = (fragments.valid_len, fragments.count);
 
     let duration_ms = movie
         .tracks
@@ -142,6 +101,121 @@ pub fn recover<R: Read + Seek>(source: &mut R) -> Result<Recovery, RecoverError>
         tail: tail.freeze(),
         patches,
     })
+}
+
+/// What is left of a CMAF media segment the muxer was writing when the process died.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentRecovery {
+    /// Bytes to keep: every complete `moof` + `mdat` (a CMAF chunk); beyond is torn.
+    pub valid_len: u64,
+    pub fragment_count: u64,
+    /// Media time the kept fragments span, milliseconds (the longest track).
+    pub duration_ms: u64,
+}
+
+/// Scans a CMAF media segment (`moof` + `mdat` pairs, as [`Mode::Cmaf`](super::Mode) writes
+/// them) against its initialization segment `init` (`ftyp` + `moov`), finding the complete
+/// fragments of a segment cut short by a crash.
+pub fn recover_segment<I: Read + Seek, S: Read + Seek>(
+    init: &mut I,
+    segment: &mut S,
+) -> Result<SegmentRecovery, RecoverError> {
+    let init_len = init.seek(SeekFrom::End(0))?;
+    let (mut movie, _) = read_movie(&mut Scan {
+        source: init,
+        file_len: init_len,
+        buf: Vec::new(),
+    })?;
+    let file_len = segment.seek(SeekFrom::End(0))?;
+    let mut scan = Scan {
+        source: segment,
+        file_len,
+        buf: Vec::new(),
+    };
+    let fragments = scan_fragments(&mut scan, 0, &mut movie)?;
+    let duration_ms = movie
+        .tracks
+        .iter()
+        .zip(&fragments.first_time)
+        .filter_map(|(info, first)| {
+            let first = (*first)?;
+            Some(info.track.ms(info.track.end.saturating_sub(first)))
+        })
+        .max()
+        .unwrap_or(0);
+    Ok(SegmentRecovery {
+        valid_len: fragments.valid_len,
+        fragment_count: fragments.count,
+        duration_ms,
+    })
+}
+
+/// The `ftyp` (and `free`/`skip`) and `moov` at the start of a file; returns the movie and
+/// the offset after the `moov`.
+fn read_movie<R: Read + Seek>(scan: &mut Scan<'_, R>) -> Result<(Movie, u64), RecoverError> {
+    let mut pos = 0u64;
+    loop {
+        let header = scan.header(pos)?.ok_or(RecoverError::NoInit)?;
+        match &header.fourcc {
+            b"ftyp" | b"free" | b"skip" => {}
+            b"moov" => {
+                let body = scan.body(&header, MAX_MOOV_BYTES)?;
+                return Ok((parse_moov(body, header.body_start())?, header.end()));
+            }
+            _ => return Err(RecoverError::NoInit),
+        }
+        pos = header.end();
+    }
+}
+
+/// The complete fragments from `pos` on, committed to `movie`'s tracks.
+struct Fragments {
+    valid_len: u64,
+    count: u64,
+    /// Per track of the movie: decode time of its first sample in these fragments.
+    first_time: Vec<Option<u64>>,
+}
+
+fn scan_fragments<R: Read + Seek>(
+    scan: &mut Scan<'_, R>,
+    mut pos: u64,
+    movie: &mut Movie,
+) -> Result<Fragments, RecoverError> {
+    let mut found = Fragments {
+        valid_len: pos,
+        count: 0,
+        first_time: vec![None; movie.tracks.len()],
+    };
+    while let Some(header) = scan.header(pos)? {
+        match &header.fourcc {
+            b"free" | b"skip" | b"styp" => {
+                pos = header.end();
+                found.valid_len = pos;
+            }
+            b"moof" => {
+                let Some(mdat) = scan.header(header.end())? else {
+                    break;
+                };
+                if &mdat.fourcc != b"mdat" {
+                    break;
+                }
+                let body = scan.body(&header, MAX_MOOF_BYTES)?;
+                let fragment = parse_moof(body, &header, &mdat, movie)?;
+                for traf in &fragment.trafs {
+                    if let Some(first @ None) = found.first_time.get_mut(traf.track) {
+                        *first = Some(traf.start);
+                    }
+                }
+                fragment.commit(movie);
+                found.count += 1;
+                pos = mdat.end();
+                found.valid_len = pos;
+            }
+            // An old mfra, a torn box, or zeros a crashed filesystem left: the end.
+            _ => break,
+        }
+    }
+    Ok(found)
 }
 
 /// Reads box headers and bodies at absolute offsets.
@@ -472,16 +546,26 @@ fn parse_trak(body: &[u8], body_at: u64) -> Result<Option<TrackInfo>, RecoverErr
 /// What one complete fragment adds to the tracks.
 #[derive(Debug, Default)]
 struct ParsedFragment {
-    /// Per `traf`: track index, end of its samples, first random access entry.
-    trafs: Vec<(usize, u64, Option<IndexEntry>)>,
+    trafs: Vec<ParsedTraf>,
+}
+
+#[derive(Debug)]
+struct ParsedTraf {
+    /// Index of the track in the movie.
+    track: usize,
+    /// Decode time of the first sample and the end of the last one, track ticks.
+    start: u64,
+    end: u64,
+    /// The first random access point, for the `mfra`.
+    entry: Option<IndexEntry>,
 }
 
 impl ParsedFragment {
     fn commit(self, movie: &mut Movie) {
-        for (k, end, entry) in self.trafs {
-            if let Some(info) = movie.tracks.get_mut(k) {
-                info.track.end = info.track.end.max(end);
-                if let Some(entry) = entry {
+        for traf in self.trafs {
+            if let Some(info) = movie.tracks.get_mut(traf.track) {
+                info.track.end = info.track.end.max(traf.end);
+                if let Some(entry) = traf.entry {
                     info.track.index.push(entry);
                 }
             }
@@ -622,7 +706,12 @@ fn parse_moof(
         if start < i128::from(mdat.body_start()) || end > i128::from(mdat.end()) {
             return Err(malformed(b"trun", offset, "samples outside the mdat"));
         }
-        fragment.trafs.push((k, time, entry));
+        fragment.trafs.push(ParsedTraf {
+            track: k,
+            start: base_decode_time,
+            end: time,
+            entry,
+        });
     }
     Ok(fragment)
 }
