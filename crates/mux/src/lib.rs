@@ -13,7 +13,34 @@ pub mod fmp4;
 pub mod hls;
 pub mod ts;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+
+/// Where a muxer's bytes go. Headers (boxes, tags) are written into [`MuxOut::head`]; media
+/// payloads are handed over with [`MuxOut::payload`], which may keep a reference (a clone of
+/// the `Bytes`) instead of copying, so media can reach a file without being copied. A
+/// `BytesMut` copies everything into itself.
+pub trait MuxOut {
+    /// The buffer headers are appended to; everything in it precedes the next payload.
+    fn head(&mut self) -> &mut BytesMut;
+    /// Appends one media payload after what [`MuxOut::head`] holds.
+    fn payload(&mut self, data: &Bytes);
+    /// About `bytes` of payload follow (lets a copying output grow once).
+    fn reserve_payload(&mut self, _bytes: usize) {}
+}
+
+impl MuxOut for BytesMut {
+    fn head(&mut self) -> &mut BytesMut {
+        self
+    }
+
+    fn payload(&mut self, data: &Bytes) {
+        self.extend_from_slice(data);
+    }
+
+    fn reserve_payload(&mut self, bytes: usize) {
+        self.reserve(bytes);
+    }
+}
 
 /// Bytes to overwrite at `offset` of a file already written, applied when the file is
 /// finalized (durations and sizes that are only known at the end). Applying a patch never

@@ -13,6 +13,7 @@ use liverec_media::TrackKind;
 use super::boxes::{self, BOX_HEADER_LEN};
 use super::error::Fmp4Error;
 use super::track::{IndexEntry, SYNC_SAMPLE_FLAGS, Track};
+use crate::MuxOut;
 
 /// Largest `mdat` payload of one fragment. Keeps the 32-bit `mdat` size and the signed 32-bit
 /// `trun` data offsets in range with a wide margin; a one-second fragment is a few megabytes.
@@ -51,8 +52,8 @@ pub struct Fragment {
 /// Writes `moof` + `mdat` for the writable samples of `tracks` (all of them when `last`, else
 /// all but each track's last) and removes them from the tracks. `None` if there was nothing
 /// to write. `moof_offset` is where the fragment starts among all bytes produced.
-pub(crate) fn write_fragment(
-    out: &mut BytesMut,
+pub(crate) fn write_fragment<O: MuxOut>(
+    out: &mut O,
     tracks: &mut [Track],
     sequence: u32,
     origin: i64,
@@ -66,15 +67,25 @@ pub(crate) fn write_fragment(
     if counts.iter().all(|&n| n == 0) {
         return Ok(None);
     }
-    let start = out.len();
-    let result = write_boxes(out, tracks, &counts, sequence, origin, moof_offset);
-    let written = match result {
+    let start = out.head().len();
+    let result = write_boxes(out.head(), tracks, &counts, sequence, origin, moof_offset);
+    let (written, mdat_size) = match result {
         Ok(written) => written,
         Err(err) => {
-            out.truncate(start);
+            out.head().truncate(start);
             return Err(err);
         }
     };
+    // moof + mdat: the headers written so far and the payload that follows.
+    let size = (out.head().len() - start) as u64 + mdat_size - BOX_HEADER_LEN as u64;
+    // Everything that can fail is written: now the samples, by reference where `out` can.
+    out.reserve_payload(usize::try_from(mdat_size).unwrap_or(0));
+    for (k, track) in tracks.iter().enumerate() {
+        let n = counts.get(k).copied().unwrap_or(0);
+        for sample in track.samples.iter().take(n) {
+            out.payload(&sample.data);
+        }
+    }
     // Commit: index entries, track timelines, drop the written samples.
     let mut main: Option<(usize, u64, u64, bool)> = None;
     for (k, track) in tracks.iter_mut().enumerate() {
@@ -105,7 +116,7 @@ pub(crate) fn write_fragment(
         end_ms,
         starts_with_keyframe,
         offset: moof_offset,
-        size: u64::try_from(out.len().saturating_sub(start)).unwrap_or(u64::MAX),
+        size,
     }))
 }
 
@@ -120,6 +131,7 @@ struct WrittenTrack {
     index: Option<IndexEntry>,
 }
 
+/// Writes `moof` and the `mdat` header (not its samples); returns the `mdat` size.
 fn write_boxes(
     out: &mut BytesMut,
     tracks: &[Track],
@@ -127,7 +139,7 @@ fn write_boxes(
     sequence: u32,
     origin: i64,
     moof_offset: u64,
-) -> Result<[WrittenTrack; MAX_TRACKS], Fmp4Error> {
+) -> Result<([WrittenTrack; MAX_TRACKS], u64), Fmp4Error> {
     let mut written = [WrittenTrack::default(); MAX_TRACKS];
     // Position of each traf's trun data_offset field, and the bytes of its samples.
     let mut data_offsets = [(None::<usize>, 0u64); MAX_TRACKS];
@@ -169,16 +181,9 @@ fn write_boxes(
         }
         data_start = data_start.saturating_add(*bytes);
     }
-    out.reserve(usize::try_from(mdat_size).unwrap_or(0));
     out.put_u32(mdat_size32);
     out.put_slice(b"mdat");
-    for (k, track) in tracks.iter().enumerate() {
-        let n = counts.get(k).copied().unwrap_or(0);
-        for sample in track.samples.iter().take(n) {
-            out.put_slice(&sample.data);
-        }
-    }
-    Ok(written)
+    Ok((written, mdat_size))
 }
 
 /// Writes one `traf`; returns the position of its `trun` data offset field, the bytes of its
@@ -372,6 +377,58 @@ mod tests {
         assert_eq!(&out[at..at + 16], &trun[..16]);
         assert_eq!(&out[at + 20..at + 44], &trun[20..]);
         assert_eq!(tracks[0].end, 2064 + 1056);
+        Ok(())
+    }
+
+    /// Headers and payloads kept apart, as a spool file keeps them.
+    #[derive(Default)]
+    struct Parts {
+        head: BytesMut,
+        parts: Vec<Bytes>,
+    }
+
+    impl MuxOut for Parts {
+        fn head(&mut self) -> &mut BytesMut {
+            &mut self.head
+        }
+
+        fn payload(&mut self, data: &Bytes) {
+            if !self.head.is_empty() {
+                self.parts.push(self.head.split().freeze());
+            }
+            self.parts.push(data.clone());
+        }
+    }
+
+    #[test]
+    fn payloads_by_reference_give_the_same_bytes_without_copies() -> Result<(), Fmp4Error> {
+        let frames = [
+            frame(0, 0, true, b"key"),
+            frame(40, 0, false, b"p1"),
+            frame(80, 0, false, b"x"),
+        ];
+        let mut copied_tracks = [Track::new(TrackKind::Video, 1, 90_000)];
+        let mut parts_tracks = [Track::new(TrackKind::Video, 1, 90_000)];
+        for f in &frames {
+            copied_tracks[0].push(f);
+            parts_tracks[0].push(f);
+        }
+        let mut copied = BytesMut::new();
+        let a = write_fragment(&mut copied, &mut copied_tracks, 1, 0, false, 0)?;
+        let mut parts = Parts::default();
+        let b = write_fragment(&mut parts, &mut parts_tracks, 1, 0, false, 0)?;
+        assert_eq!(a, b);
+        let mut joined = BytesMut::new();
+        for p in &parts.parts {
+            joined.extend_from_slice(p);
+        }
+        joined.extend_from_slice(&parts.head);
+        assert_eq!(joined, copied);
+        assert_eq!(b.map(|f| f.size), Some(copied.len() as u64));
+        // moof + mdat header, then the two samples whose duration is known, as the frames' own bytes.
+        assert_eq!(parts.parts.len(), 3);
+        assert_eq!(parts.parts[1].as_ptr(), frames[0].data.as_ptr());
+        assert_eq!(parts.parts[2].as_ptr(), frames[1].data.as_ptr());
         Ok(())
     }
 }

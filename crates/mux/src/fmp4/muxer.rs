@@ -9,7 +9,7 @@ use super::fragment::{self, Fragment, MAX_FRAGMENT_BYTES, MAX_FRAGMENT_SAMPLES};
 use super::index;
 use super::init::{self, InitSpec, InitTrack, SampleEntry, VIDEO_TIMESCALE};
 use super::track::Track;
-use crate::Patch;
+use crate::{MuxOut, Patch};
 
 /// Track ids are fixed per kind, whichever tracks exist, so they never change between the
 /// files of one recording.
@@ -222,20 +222,23 @@ impl Muxer {
 
     /// Appends one `moof` + `mdat` with the buffered samples whose duration is known (all but
     /// the last of each track). `None` when there is nothing to write.
-    pub fn flush_fragment(&mut self, out: &mut BytesMut) -> Result<Option<Fragment>, Fmp4Error> {
+    pub fn flush_fragment<O: MuxOut>(
+        &mut self,
+        out: &mut O,
+    ) -> Result<Option<Fragment>, Fmp4Error> {
         self.write_fragment(out, false)
     }
 
     /// Flushes every buffered sample and, in [`Mode::File`], appends the `mfra` and returns the
     /// patches that fill in the durations at the start of the file. Afterwards the muxer
     /// refuses frames.
-    pub fn finish(&mut self, out: &mut BytesMut) -> Result<Vec<Patch>, Fmp4Error> {
+    pub fn finish<O: MuxOut>(&mut self, out: &mut O) -> Result<Vec<Patch>, Fmp4Error> {
         self.write_fragment(out, true)?;
         if self.mode == Mode::Cmaf {
             self.state = State::Finished;
             return Ok(Vec::new());
         }
-        let size = index::write_mfra(out, &self.tracks)?;
+        let size = index::write_mfra(out.head(), &self.tracks)?;
         self.bytes_written += size as u64;
         self.state = State::Finished;
 
@@ -254,9 +257,9 @@ impl Muxer {
         Ok(patches)
     }
 
-    fn write_fragment(
+    fn write_fragment<O: MuxOut>(
         &mut self,
-        out: &mut BytesMut,
+        out: &mut O,
         last: bool,
     ) -> Result<Option<Fragment>, Fmp4Error> {
         match self.state {

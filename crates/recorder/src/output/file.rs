@@ -2,7 +2,6 @@
 
 use std::time::SystemTime;
 
-use bytes::BytesMut;
 use liverec_media::{Frame, Tracks};
 use liverec_mux::{Patch, flv, fmp4};
 
@@ -17,6 +16,10 @@ use crate::spool::SpoolFile;
 
 /// Media time per MP4 fragment: a crash loses at most about this much.
 const FRAGMENT_MS: i64 = 1000;
+/// A GOP start also ends a fragment once it is this long. Then the previous GOP's frames are
+/// written (and released) when the hub's GOP cache lets go of them, rather than up to a
+/// fragment later; the floor keeps all-intra streams from writing a fragment per frame.
+const MIN_FRAGMENT_MS: i64 = FRAGMENT_MS / 4;
 
 enum Muxer {
     Mp4(fmp4::Muxer),
@@ -24,18 +27,18 @@ enum Muxer {
 }
 
 impl Muxer {
-    fn push(&mut self, frame: &Frame, out: &mut BytesMut) -> Result<(), OutputError> {
+    fn push(&mut self, frame: &Frame, out: &mut SpoolFile) -> Result<(), OutputError> {
         match self {
             Self::Mp4(m) => m.push(frame)?,
-            Self::Flv(m) => m.push(frame, out)?,
+            Self::Flv(m) => m.push(frame, &mut out.buf)?,
         }
         Ok(())
     }
 
-    fn finish(&mut self, out: &mut BytesMut) -> Result<(Vec<Patch>, u64), OutputError> {
+    fn finish(&mut self, out: &mut SpoolFile) -> Result<(Vec<Patch>, u64), OutputError> {
         Ok(match self {
             Self::Mp4(m) => (m.finish(out)?, m.duration_ms()),
-            Self::Flv(m) => (m.finish(out), m.duration_ms()),
+            Self::Flv(m) => (m.finish(&mut out.buf), m.duration_ms()),
         })
     }
 }
@@ -141,15 +144,20 @@ impl FileOutput {
             dts,
             ..input.frame.clone()
         };
-        open.muxer.push(&frame, &mut open.spool.buf)?;
+        open.muxer.push(&frame, &mut open.spool)?;
+        open.last_wall = input.wall;
         if let Muxer::Mp4(m) = &mut open.muxer {
             // The frame just pushed is held back and opens the next fragment.
-            if dts - open.fragment_start >= FRAGMENT_MS {
-                m.flush_fragment(&mut open.spool.buf)?;
+            let length = dts - open.fragment_start;
+            if length >= FRAGMENT_MS || (input.starts_gop && length >= MIN_FRAGMENT_MS) {
+                m.flush_fragment(&mut open.spool)?;
                 open.fragment_start = dts;
+                // A whole fragment is queued by reference: write it now, so the frames it
+                // holds are released (the spool's 1 s flush is for the small writes between).
+                let sync = open.spool.sync_due(input.now);
+                return Ok(open.spool.flush(sync).await?);
             }
         }
-        open.last_wall = input.wall;
         open.spool.maybe_flush(input.now).await?;
         Ok(())
     }
@@ -183,7 +191,7 @@ impl FileOutput {
 }
 
 async fn finalize(ctx: &OutputContext, mut open: OpenFile) -> Result<FileRecord, OutputError> {
-    let (patches, duration_ms) = open.muxer.finish(&mut open.spool.buf)?;
+    let (patches, duration_ms) = open.muxer.finish(&mut open.spool)?;
     let (path, size) = open.spool.finish(patches).await?;
     let vars = NameVars {
         key: &ctx.key,
