@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh Debian machine: installs what is missing (ffmpeg via
-# apt-get, ffmpeg 9 via the PyPI package imageio-ffmpeg in ./.venv, cargo-nextest if absent),
+# The whole test suite, from a fresh Debian machine: installs what is missing (ffmpeg and
+# GStreamer via apt-get, ffmpeg 9 via the PyPI package imageio-ffmpeg in ./.venv, cargo-nextest if absent),
 # encodes the test media once, then runs formatting, lint and every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf '\n==> %s\n' "$*"; }
 
+# Test peers from Debian: ffmpeg/ffprobe, and GStreamer's two RTMP publishers (rtmp2sink,
+# librtmp's rtmpsink) with the FLV/H.264/AAC elements the peer tests use.
+apt_install() {
+  say "installing $* (apt-get)"
+  local sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  [ -n "${apt_updated:-}" ] || { $sudo_cmd apt-get update -qq; apt_updated=1; }
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "$@" >/dev/null
+}
 if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
-  say "installing ffmpeg (apt-get)"
-  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq ffmpeg >/dev/null
+  apt_install ffmpeg
+fi
+if ! command -v gst-launch-1.0 >/dev/null || ! gst-inspect-1.0 rtmp2sink >/dev/null 2>&1 \
+  || ! gst-inspect-1.0 rtmpsink >/dev/null 2>&1 || ! gst-inspect-1.0 flvdemux >/dev/null 2>&1; then
+  apt_install --no-install-recommends gstreamer1.0-tools gstreamer1.0-plugins-base \
+    gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
 fi
 
 # Python test peers (ffmpeg 9 from imageio-ffmpeg, Alibaba's SDKs, pytest) in ./.venv,
