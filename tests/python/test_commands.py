@@ -7,6 +7,7 @@ it has sent, and commands are sent mid-GOP so the keyframe they refer to is unam
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 from liverec_support import (
@@ -93,6 +94,7 @@ def assert_ends_near(index: int, at: float, what: str) -> None:
 def test_start_records_from_the_keyframe_before_the_command(server, publish):
     client, pub = setup_manual(server, publish)
     at_start = pub.wait_mid_gop(after=2.0)
+    sent_at = time.time()
     send(client, "start")
     at_stop = pub.wait_mid_gop(after=at_start + 2.0)
     send(client, "stop")
@@ -112,6 +114,29 @@ def test_start_records_from_the_keyframe_before_the_command(server, publish):
     assert probe.video_frames == len(video)
     assert abs(probe.duration - len(video) / FPS) < 0.3, (probe.duration, len(video))
     assert max_video_step_secs(pk) < MAX_STEP_SECS
+
+    # The index says when the file's first frame arrived: before the command, by the pre-roll.
+    [(start_ms, end_ms)] = recording_times(server, count=1)
+    lead = wrap_diff(at_start, secs(video[0]), loop_secs())
+    start = start_ms / 1000
+    assert start < sent_at - 0.2, f"start time {start:.3f} is not before the command at {sent_at:.3f}"
+    assert abs(start - (sent_at - lead)) <= POSITION_SLACK_SECS + 0.1, (start, sent_at, lead)
+    assert abs((end_ms - start_ms) / 1000 - len(video) / FPS) < 0.5, (start_ms, end_ms, len(video))
+
+
+def recording_times(server, count: int) -> list[tuple[int, int]]:
+    """(start_time, end_time) of the rows of the recordings index, Unix ms, once there are
+    `count` (a file is indexed right after it gets its final name)."""
+    deadline = time.monotonic() + AT_ONCE_SECS
+    while True:
+        db = sqlite3.connect(server.data_dir / "liverec.db")
+        try:
+            rows = db.execute("SELECT start_time, end_time FROM recordings ORDER BY start_time").fetchall()
+        finally:
+            db.close()
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)
 
 
 def test_start_right_after_cancel_delay_pre_rolls_into_the_previous_file(server, publish):

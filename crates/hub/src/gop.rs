@@ -2,16 +2,21 @@
 //! begins with a decodable picture from before the command (pre-roll).
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use liverec_media::{Frame, TrackKind};
 
 /// Default cap of one stream's cache (DESIGN.md: 16 MiB).
 pub const DEFAULT_GOP_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
+/// A cached frame: its hub sequence number, the frame, and when it arrived (a recording's
+/// start time is the arrival of its first frame, which pre-roll takes from here).
+pub type CachedFrame = (u64, Frame, Instant);
+
 /// Frames from the latest keyframe on, with their hub sequence numbers.
 #[derive(Debug)]
 pub struct GopCache {
-    frames: VecDeque<(u64, Frame)>,
+    frames: VecDeque<CachedFrame>,
     bytes: usize,
     cap_bytes: usize,
     /// The current GOP outgrew the cap: nothing is cached until the next keyframe.
@@ -32,7 +37,7 @@ impl GopCache {
 
     /// Adds a frame. `has_video` says whether the stream has a video track: then only a video
     /// keyframe starts a GOP; an audio-only stream's GOP is its latest frame.
-    pub fn push(&mut self, seq: u64, frame: &Frame, has_video: bool) {
+    pub fn push(&mut self, seq: u64, frame: &Frame, has_video: bool, arrived: Instant) {
         let starts_gop = frame.keyframe && (frame.track == TrackKind::Video || !has_video);
         if starts_gop {
             self.clear();
@@ -49,7 +54,7 @@ impl GopCache {
             return;
         }
         self.bytes += size;
-        self.frames.push_back((seq, frame.clone()));
+        self.frames.push_back((seq, frame.clone(), arrived));
     }
 
     pub fn clear(&mut self) {
@@ -57,7 +62,7 @@ impl GopCache {
         self.bytes = 0;
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &(u64, Frame)> {
+    pub fn iter(&self) -> impl Iterator<Item = &CachedFrame> {
         self.frames.iter()
     }
 
@@ -97,17 +102,47 @@ mod tests {
     #[test]
     fn keeps_frames_from_latest_keyframe() {
         let mut c = GopCache::new(1000);
-        c.push(1, &frame(TrackKind::Audio, 0, true, 10), true);
+        c.push(
+            1,
+            &frame(TrackKind::Audio, 0, true, 10),
+            true,
+            Instant::now(),
+        );
         assert!(
             c.is_empty(),
             "audio before the first video keyframe is not decodable pre-roll"
         );
-        c.push(2, &frame(TrackKind::Video, 0, true, 10), true);
-        c.push(3, &frame(TrackKind::Video, 40, false, 10), true);
-        c.push(4, &frame(TrackKind::Audio, 41, true, 10), true);
-        c.push(5, &frame(TrackKind::Video, 80, true, 10), true);
-        c.push(6, &frame(TrackKind::Audio, 82, true, 10), true);
-        let seqs: Vec<u64> = c.iter().map(|(s, _)| *s).collect();
+        c.push(
+            2,
+            &frame(TrackKind::Video, 0, true, 10),
+            true,
+            Instant::now(),
+        );
+        c.push(
+            3,
+            &frame(TrackKind::Video, 40, false, 10),
+            true,
+            Instant::now(),
+        );
+        c.push(
+            4,
+            &frame(TrackKind::Audio, 41, true, 10),
+            true,
+            Instant::now(),
+        );
+        c.push(
+            5,
+            &frame(TrackKind::Video, 80, true, 10),
+            true,
+            Instant::now(),
+        );
+        c.push(
+            6,
+            &frame(TrackKind::Audio, 82, true, 10),
+            true,
+            Instant::now(),
+        );
+        let seqs: Vec<u64> = c.iter().map(|(s, _, _)| *s).collect();
         assert_eq!(seqs, vec![5, 6]);
         assert_eq!(c.bytes(), 20);
     }
@@ -115,22 +150,57 @@ mod tests {
     #[test]
     fn audio_only_stream_keeps_last_frame() {
         let mut c = GopCache::new(1000);
-        c.push(1, &frame(TrackKind::Audio, 0, true, 10), false);
-        c.push(2, &frame(TrackKind::Audio, 23, true, 10), false);
-        assert_eq!(c.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![2]);
+        c.push(
+            1,
+            &frame(TrackKind::Audio, 0, true, 10),
+            false,
+            Instant::now(),
+        );
+        c.push(
+            2,
+            &frame(TrackKind::Audio, 23, true, 10),
+            false,
+            Instant::now(),
+        );
+        assert_eq!(c.iter().map(|(s, _, _)| *s).collect::<Vec<_>>(), vec![2]);
     }
 
     #[test]
     fn oversized_gop_is_dropped_until_next_keyframe() {
         let mut c = GopCache::new(25);
-        c.push(1, &frame(TrackKind::Video, 0, true, 10), true);
-        c.push(2, &frame(TrackKind::Video, 40, false, 10), true);
-        c.push(3, &frame(TrackKind::Video, 80, false, 10), true);
+        c.push(
+            1,
+            &frame(TrackKind::Video, 0, true, 10),
+            true,
+            Instant::now(),
+        );
+        c.push(
+            2,
+            &frame(TrackKind::Video, 40, false, 10),
+            true,
+            Instant::now(),
+        );
+        c.push(
+            3,
+            &frame(TrackKind::Video, 80, false, 10),
+            true,
+            Instant::now(),
+        );
         assert!(c.is_empty());
         assert_eq!(c.overflows(), 1);
-        c.push(4, &frame(TrackKind::Video, 120, false, 1), true);
+        c.push(
+            4,
+            &frame(TrackKind::Video, 120, false, 1),
+            true,
+            Instant::now(),
+        );
         assert!(c.is_empty());
-        c.push(5, &frame(TrackKind::Video, 160, true, 10), true);
+        c.push(
+            5,
+            &frame(TrackKind::Video, 160, true, 10),
+            true,
+            Instant::now(),
+        );
         assert_eq!(c.len(), 1);
     }
 }

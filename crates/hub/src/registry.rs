@@ -252,8 +252,8 @@ impl Hub {
             }
             shared.send_control(HubEvent::Tracks(state.tracks.clone()));
             if opts.from_gop {
-                for (seq, frame) in state.gop.iter() {
-                    shared.send_cached(*seq, frame.clone());
+                for (seq, frame, arrived) in state.gop.iter() {
+                    shared.send_cached(*seq, frame.clone(), *arrived);
                 }
             }
             let mut subs = state.subscribers.to_vec();
@@ -364,8 +364,9 @@ impl Publisher {
             if !configured || state.ended {
                 return false;
             }
-            state.last_activity = Instant::now();
-            state.gop.push(seq, &frame, has_video);
+            let now = Instant::now();
+            state.last_activity = now;
+            state.gop.push(seq, &frame, has_video, now);
             let starts_gop = keyframe && (track == TrackKind::Video || !has_video);
             (state.subscribers.clone(), starts_gop)
         };

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use liverec_media::{Frame, Tracks};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -50,6 +50,9 @@ pub struct Delivered {
     /// Hub-wide sequence number: increases by one per frame of any stream, never repeats.
     pub seq: u64,
     pub frame: Frame,
+    /// When a frame replayed from the GOP cache arrived; `None` for a live frame (it arrived
+    /// just now).
+    pub arrived: Option<Instant>,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -104,10 +107,11 @@ impl SubscriberShared {
     }
 
     /// Sends a cached frame at subscription time; the cache's memory is already bounded.
-    pub(crate) fn send_cached(&self, seq: u64, frame: Frame) {
+    pub(crate) fn send_cached(&self, seq: u64, frame: Frame, arrived: Instant) {
         let _ = self.tx.send(HubEvent::Frame(Delivered {
             seq,
             frame,
+            arrived: Some(arrived),
             _permit: None,
         }));
     }
@@ -130,6 +134,7 @@ impl SubscriberShared {
         let delivered = Delivered {
             seq,
             frame: frame.clone(),
+            arrived: None,
             _permit: Some(permit),
         };
         let _ = self.tx.send(HubEvent::Frame(delivered));

@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use liverec_hub::{Hub, HubEvent, Lifecycle, StreamKey, SubscribeOptions, Subscription};
-use liverec_media::{Frame, TrackKind, Tracks};
+use liverec_hub::{Delivered, Hub, HubEvent, Lifecycle, StreamKey, SubscribeOptions, Subscription};
+use liverec_media::{TrackKind, Tracks};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
@@ -226,7 +226,7 @@ impl Driver {
                     cts: frame.cts,
                     starts_gop,
                 };
-                self.step(Event::FrameArrived(meta), Some(frame)).await;
+                self.step(Event::FrameArrived(meta), Some(&delivered)).await;
             }
             Some(HubEvent::Gap { dropped }) => {
                 self.gaps += dropped;
@@ -244,7 +244,7 @@ impl Driver {
 
     /// Steps the machine and carries out its actions in order. `frame` is the frame of a
     /// `FrameArrived` event.
-    async fn step(&mut self, event: Event, frame: Option<&Frame>) -> CommandOutcome {
+    async fn step(&mut self, event: Event, frame: Option<&Delivered>) -> CommandOutcome {
         let mut actions = std::mem::take(&mut self.actions);
         actions.clear();
         let outcome = self.machine.step(Instant::now(), event, &mut actions);
@@ -255,7 +255,7 @@ impl Driver {
         outcome
     }
 
-    async fn act(&mut self, action: Action, frame: Option<&Frame>) {
+    async fn act(&mut self, action: Action, frame: Option<&Delivered>) {
         match action {
             Action::Subscribe => {
                 self.subscription = self.deps.hub.subscribe(&self.key, self.deps.subscribe);
@@ -283,8 +283,19 @@ impl Driver {
                 self.recording = Some(ActiveRecording { id, outputs });
             }
             Action::WriteFrame { dts } => {
-                let (Some(rec), Some(frame)) = (&mut self.recording, frame) else {
+                let (Some(rec), Some(delivered)) = (&mut self.recording, frame) else {
                     return;
+                };
+                let frame = &delivered.frame;
+                let now = Instant::now();
+                // A pre-roll frame arrived before this moment: a file's start time is when
+                // its first frame arrived, not when it was written.
+                let wall = match delivered.arrived {
+                    Some(arrived) => {
+                        let age = now.saturating_duration_since(arrived);
+                        SystemTime::now().checked_sub(age).unwrap_or(UNIX_EPOCH)
+                    }
+                    None => SystemTime::now(),
                 };
                 let starts_gop = frame.keyframe
                     && (frame.track == TrackKind::Video || self.tracks.video.is_none());
@@ -293,8 +304,8 @@ impl Driver {
                     dts,
                     starts_gop,
                     tracks: &self.tracks,
-                    now: Instant::now(),
-                    wall: SystemTime::now(),
+                    now,
+                    wall,
                 };
                 for output in &mut rec.outputs {
                     output.write(&input).await;
