@@ -3,12 +3,13 @@
 //! cancellation token beside it.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::timeout;
-use tokio_util::sync::CancellationToken;
+use tokio::time::{Instant, timeout};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::{debug, info};
 
 use crate::chunk;
@@ -48,6 +49,7 @@ where
         reader: chunk::Reader::new(),
         session: Session::new(peer),
         limits,
+        cancelled: Box::pin(cancel.clone().cancelled_owned()),
         cancel,
         published: false,
     };
@@ -67,6 +69,9 @@ struct Conn<'a, S> {
     session: Session,
     limits: &'a Limits,
     cancel: CancellationToken,
+    /// `cancel.cancelled()`, kept for the whole connection: the per-read and per-message
+    /// waits on it then register with the token once, not once per read and per frame.
+    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
     /// An accepted publish has not been ended by `on_unpublish` yet.
     published: bool,
 }
@@ -128,6 +133,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
     }
 
     async fn serve<H: SessionHandler>(&mut self, handler: &mut H) -> Result<Stop, RtmpError> {
+        let idle = self.limits.idle_timeout;
+        // One timer for the connection rather than one per read: it is moved to
+        // `waiting_since + idle` only when it fires.
+        let idle_timer = tokio::time::sleep(idle);
+        tokio::pin!(idle_timer);
         loop {
             while let Some(message) = self.reader.read(&mut self.buf)? {
                 self.session.handle_message(message)?;
@@ -142,12 +152,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             self.flush().await?;
 
             self.buf.reserve(READ_BUFFER_SIZE);
-            let idle = self.limits.idle_timeout;
-            let n = tokio::select! {
-                biased;
-                () = self.cancel.cancelled() => return Ok(Stop::Cancelled),
-                read = timeout(idle, self.io.read_buf(&mut self.buf)) => {
-                    read.map_err(|_| RtmpError::IdleTimeout { after: idle })??
+            // Silence is counted from here: time spent handing media on (back-pressure) is not
+            // the client's.
+            let waiting_since = Instant::now();
+            let n = loop {
+                tokio::select! {
+                    biased;
+                    () = &mut self.cancelled => return Ok(Stop::Cancelled),
+                    read = self.io.read_buf(&mut self.buf) => break read?,
+                    () = &mut idle_timer => {
+                        let deadline = waiting_since + idle;
+                        if Instant::now() >= deadline {
+                            return Err(RtmpError::IdleTimeout { after: idle });
+                        }
+                        idle_timer.as_mut().reset(deadline);
+                    }
                 }
             };
             if n == 0 {
@@ -172,7 +191,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                 SessionEvent::MediaReceived(media) => {
                     tokio::select! {
                         biased;
-                        () = self.cancel.cancelled() => return Ok(Some(Stop::Cancelled)),
+                        () = &mut self.cancelled => return Ok(Some(Stop::Cancelled)),
                         () = handler.on_media(media) => {}
                     }
                 }
@@ -181,7 +200,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                     self.flush().await?;
                     let decision = tokio::select! {
                         biased;
-                        () = self.cancel.cancelled() => return Ok(Some(Stop::Cancelled)),
+                        () = &mut self.cancelled => return Ok(Some(Stop::Cancelled)),
                         decision = handler.on_publish(&req) => decision,
                     };
                     match decision {

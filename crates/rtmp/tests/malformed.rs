@@ -180,6 +180,30 @@ async fn silent_publisher_times_out_and_is_unpublished() {
 }
 
 #[tokio::test]
+async fn a_steady_publisher_outlives_the_idle_timeout() {
+    let limits = Limits {
+        idle_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let mut server = TestServer::start(limits).await;
+    let mut client = connected(&server).await;
+    let peer = client.socket().local_addr().unwrap();
+    client.publish("steady").await.unwrap();
+    // 1 s in all, never silent for more than 100 ms.
+    for i in 0..10u32 {
+        client
+            .send_media(MediaKind::Audio, i * 100, &[0xAF, 0x01, 0x21])
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    client.close().await.unwrap();
+    let s = Summary::of(server.events_until_ended(peer).await);
+    assert!(matches!(s.result, Some(Ok(()))), "{:?}", s.result);
+    assert_eq!(s.count(MediaKind::Audio), 10);
+}
+
+#[tokio::test]
 async fn play_is_refused_with_an_error_status() {
     let mut server = TestServer::start(Limits::default()).await;
     let mut client = connected(&server).await;
