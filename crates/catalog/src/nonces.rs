@@ -73,6 +73,7 @@ async fn commit(backend: &Backend, batch: Vec<NonceUse>) {
         }
     }
     let result = match first.as_slice() {
+        [] => return,
         [one] => insert_one(backend, one).await.map(|inserted| {
             let mut set = HashSet::new();
             if inserted {
