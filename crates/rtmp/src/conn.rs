@@ -189,10 +189,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
         while let Some(event) = self.session.next_event() {
             match event {
                 SessionEvent::MediaReceived(media) => {
+                    // Media first: a frame that is taken at once never polls the token (a
+                    // mutex); one the recorder holds up still yields to cancellation.
                     tokio::select! {
                         biased;
-                        () = &mut self.cancelled => return Ok(Some(Stop::Cancelled)),
                         () = handler.on_media(media) => {}
+                        () = &mut self.cancelled => return Ok(Some(Stop::Cancelled)),
                     }
                 }
                 SessionEvent::PublishRequested(req) => {

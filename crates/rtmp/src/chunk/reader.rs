@@ -64,6 +64,12 @@ struct Start {
     stream_id: u32,
 }
 
+/// Size of the blocks that messages of a single chunk (audio frames, small video frames) are
+/// copied into, one after the other: one allocation per block rather than two per message (the
+/// payload and, when it is first shared, its reference count). A cached frame keeps its block
+/// alive, so blocks stay small.
+const PAYLOAD_BLOCK_SIZE: usize = 16 * 1024;
+
 /// Reassembles messages from chunks. Keeps its own chunk size (changed by SetChunkSize
 /// messages, which it applies itself before returning them) and header state per chunk stream.
 #[derive(Debug)]
@@ -71,6 +77,8 @@ pub struct Reader {
     chunk_size: u32,
     streams: Vec<ChunkStream>,
     partial_bytes: usize,
+    /// The free rest of the current payload block.
+    block: BytesMut,
 }
 
 impl Default for Reader {
@@ -85,7 +93,20 @@ impl Reader {
             chunk_size: DEFAULT_CHUNK_SIZE,
             streams: Vec::new(),
             partial_bytes: 0,
+            block: BytesMut::new(),
         }
+    }
+
+    /// A copy of `payload`, carved from the current payload block (a new one when it is full).
+    fn copy_payload(&mut self, payload: &[u8]) -> Bytes {
+        if payload.len() > PAYLOAD_BLOCK_SIZE / 4 {
+            return Bytes::copy_from_slice(payload);
+        }
+        if self.block.capacity() < payload.len() {
+            self.block = BytesMut::with_capacity(PAYLOAD_BLOCK_SIZE);
+        }
+        self.block.extend_from_slice(payload);
+        self.block.split().freeze()
     }
 
     /// The peer's current chunk size.
@@ -269,15 +290,20 @@ impl Reader {
                 self.streams.len() - 1
             }
         };
+        // Payloads are copied out, never sliced: a slice would keep the whole read buffer alive
+        // for as long as the frame lives (GOP cache, queues), and force a new read buffer.
+        let payload = buf.get(..parsed.payload_len).unwrap_or_default();
+        let whole = parsed
+            .start
+            .as_ref()
+            .is_some_and(|start| parsed.payload_len as u32 == start.length);
+        let copied = whole.then(|| self.copy_payload(payload));
         let Some(stream) = self.streams.get_mut(index) else {
             return Err(ChunkReadError::MissingPreviousHeader {
                 csid: parsed.csid,
                 fmt: parsed.fmt,
             });
         };
-        // Payloads are copied out, never sliced: a slice would keep the whole read buffer alive
-        // for as long as the frame lives (GOP cache, queues), and force a new read buffer.
-        let payload = buf.get(..parsed.payload_len).unwrap_or_default();
         if let Some(start) = parsed.start {
             stream.timestamp = start.timestamp;
             stream.ts_field = start.ts_field;
@@ -285,8 +311,9 @@ impl Reader {
             stream.length = start.length;
             stream.type_id = start.type_id;
             stream.stream_id = start.stream_id;
-            if parsed.payload_len as u32 == start.length {
-                let message = stream.message(Bytes::copy_from_slice(payload));
+            if let Some(copied) = copied {
+                // The whole message in one chunk.
+                let message = stream.message(copied);
                 buf.advance(parsed.payload_len);
                 return Ok(Some(message));
             }
@@ -444,6 +471,32 @@ mod tests {
             out.push(m);
         }
         out
+    }
+
+    #[test]
+    fn payloads_never_point_into_the_read_buffer() {
+        let mut buf = BytesMut::with_capacity(1024);
+        // Two audio messages of one chunk each, and one of two chunks (size 128).
+        buf.put_slice(&[0x04, 0, 0, 10, 0, 0, 3, 8, 1, 0, 0, 0, b'a', b'b', b'c']);
+        buf.put_slice(&[0xC4, b'd', b'e', b'f']);
+        buf.put_slice(&[0x06, 0, 0, 20, 0, 0, 200, 9, 1, 0, 0, 0]);
+        buf.put_slice(&[7u8; 128]);
+        buf.put_slice(&[0xC6]);
+        buf.put_slice(&[8u8; 72]);
+        let range = buf.as_ptr_range();
+        let messages = read_all(&mut Reader::new(), &mut buf);
+        let payloads: Vec<&[u8]> = messages.iter().map(|m| &m.payload[..]).collect();
+        assert_eq!(payloads.len(), 3);
+        assert_eq!((payloads[0], payloads[1]), (&b"abc"[..], &b"def"[..]));
+        assert_eq!(payloads[2].len(), 200);
+        for m in &messages {
+            assert!(
+                !range.contains(&m.payload.as_ptr()),
+                "payload sliced from the read buffer"
+            );
+        }
+        // Small payloads share a block, one after the other.
+        assert_eq!(payloads[1].as_ptr(), payloads[0].as_ptr().wrapping_add(3));
     }
 
     #[test]
