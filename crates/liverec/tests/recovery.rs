@@ -10,9 +10,35 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
+/// A child process killed when dropped, so a failing test leaves no server running.
+struct Running(Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Spawns `command` with its stderr echoed and forwarded line by line; returns once
 /// `pattern` was logged.
-fn spawn_until(mut command: Command, pattern: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
+fn spawn_until(
+    mut command: Command,
+    pattern: &str,
+) -> (Running, std::sync::mpsc::Receiver<String>) {
     let mut child = command
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -26,12 +52,13 @@ fn spawn_until(mut command: Command, pattern: &str) -> (Child, std::sync::mpsc::
             let _ = tx.send(line);
         }
     });
+    let child = Running(child);
     wait_line(&rx, pattern);
     (child, rx)
 }
 
 /// Starts liverec on `config` and returns it once `pattern` was logged.
-fn start_until(config: &Path, pattern: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
+fn start_until(config: &Path, pattern: &str) -> (Running, std::sync::mpsc::Receiver<String>) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_liverec"));
     command.args(["serve", "--config"]).arg(config);
     spawn_until(command, pattern)
@@ -70,7 +97,12 @@ fn kill_9_while_recording_then_restart_recovers_every_format() {
     .unwrap();
     let (mut server, rx) = start_until(&config, "rtmp ingest listening");
     let url = format!("rtmp://127.0.0.1:{port}/live/crash");
-    let mut publisher = publish_child(Path::new("ffmpeg"), &asset("h264_aac.flv"), &url, &[]);
+    let mut publisher = Running(publish_child(
+        Path::new("ffmpeg"),
+        &asset("h264_aac.flv"),
+        &url,
+        &[],
+    ));
     wait_line(&rx, "recording started");
     std::thread::sleep(Duration::from_secs(6));
     // SIGKILL: no shutdown handling at all.
@@ -141,7 +173,7 @@ fn collect_files(dir: &Path, ext: &str, out: &mut Vec<std::path::PathBuf>) {
 fn start_with_file_size_limit(
     config: &Path,
     limit_blocks: u32,
-) -> (Child, std::sync::mpsc::Receiver<String>) {
+) -> (Running, std::sync::mpsc::Receiver<String>) {
     let script = format!(
         "trap '' XFSZ; ulimit -f {limit_blocks}; exec '{}' serve --config '{}'",
         env!("CARGO_BIN_EXE_liverec"),
