@@ -57,6 +57,9 @@ pub struct PublishInfo {
     pub started_at: SystemTime,
     /// Cancelled when the hub evicts this publisher (a newer one replaced a silent one).
     pub cancel: CancellationToken,
+    /// The runtime the publisher runs on. The stream's recorder is started there too, so
+    /// handing it a frame wakes no other thread.
+    pub runtime: Option<tokio::runtime::Handle>,
 }
 
 /// Publish starts and ends, for the recorder's supervisor.
@@ -192,6 +195,7 @@ impl Hub {
                 peer,
                 started_at: SystemTime::now(),
                 cancel: CancellationToken::new(),
+                runtime: tokio::runtime::Handle::try_current().ok(),
             });
             let stream = Arc::new(StreamShared {
                 info,

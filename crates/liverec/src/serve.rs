@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use crate::configs::CatalogConfigs;
 use crate::ingest::{DomainPolicy, Ingest};
 use crate::settings::{Settings, secs};
+use crate::workers::MediaWorkers;
 
 /// Bound of the hub → recorder publish-event queue.
 const LIFECYCLE_QUEUE: usize = 4096;
@@ -189,6 +190,7 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
             settings.ingest.handshake_timeout_secs,
         )?,
         idle_timeout,
+        merge_reads: Duration::from_millis(settings.ingest.merge_reads_ms),
         ..Default::default()
     };
     let domains = Arc::new(DomainPolicy {
@@ -201,11 +203,13 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
         let hub = hub.clone();
         move |_peer| Ingest::new(hub.clone(), domains.clone())
     };
-    let rtmp = tokio::spawn(liverec_rtmp::serve(
+    let workers = MediaWorkers::start(settings.ingest.threads)?;
+    let rtmp = tokio::spawn(liverec_rtmp::serve_on(
         listener,
         make_handler,
         limits,
         rtmp_cancel.clone(),
+        workers.handles(),
     ));
 
     shutdown.await;
@@ -219,7 +223,10 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
         tracing::warn!("rtmp sessions did not end within {RTMP_DRAIN:?}");
     }
     recorder_cancel.cancel();
-    supervisor.await.context("recorder supervisor failed")?;
+    let supervised = supervisor.await.context("recorder supervisor failed");
+    // Recorders and their finalizations have ended (or timed out): nothing left to run there.
+    workers.stop().await;
+    supervised?;
     tracing::info!("shutdown complete");
     Ok(())
 }

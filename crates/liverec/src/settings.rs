@@ -43,6 +43,12 @@ pub struct IngestSettings {
     pub handshake_timeout_secs: f64,
     /// A publisher silent this long is gone (and may be replaced by a new one).
     pub idle_timeout_secs: f64,
+    /// Threads running RTMP connections and their recorders, each a single-threaded event
+    /// loop (0: one per core).
+    pub threads: usize,
+    /// A publishing connection reads at most once per this many milliseconds once its socket
+    /// is drained, so one wake-up takes several frames (0: read as soon as data arrives).
+    pub merge_reads_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -136,6 +142,8 @@ impl Default for Settings {
                 max_publishers: 1000,
                 handshake_timeout_secs: 5.0,
                 idle_timeout_secs: 5.0,
+                threads: 0,
+                merge_reads_ms: 40,
             },
             api: ApiSettings {
                 host_id: liverec_api::DEFAULT_HOST_ID.to_owned(),

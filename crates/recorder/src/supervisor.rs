@@ -93,11 +93,14 @@ impl Supervisor {
                         Lifecycle::Published { info, .. } => info.key.clone(),
                         Lifecycle::Unpublished { key, .. } => key.clone(),
                     };
-                    let create = matches!(event, Lifecycle::Published { .. });
-                    self.route(key, Inbox::Lifecycle(event), create);
+                    let (create, runtime) = match &event {
+                        Lifecycle::Published { info, .. } => (true, info.runtime.clone()),
+                        Lifecycle::Unpublished { .. } => (false, None),
+                    };
+                    self.route(key, Inbox::Lifecycle(event), create, runtime);
                 }
                 Some((key, command, reply)) = commands.recv() => {
-                    self.route(key, Inbox::Command { command, reply }, true);
+                    self.route(key, Inbox::Command { command, reply }, true, None);
                 }
                 Some(d) = dormant.recv() => {
                     if self.recorders.get(&d.key).is_some_and(|e| e.sent == d.processed) {
@@ -110,14 +113,26 @@ impl Supervisor {
         self.shutdown(shutdown_timeout).await;
     }
 
-    fn route(&mut self, key: StreamKey, msg: Inbox, create: bool) {
+    /// Delivers `msg` to the recorder of `key`, starting one if `create` (on `runtime` if
+    /// given: the publisher's, see `PublishInfo::runtime`).
+    fn route(
+        &mut self,
+        key: StreamKey,
+        msg: Inbox,
+        create: bool,
+        runtime: Option<tokio::runtime::Handle>,
+    ) {
         if !self.recorders.contains_key(&key) {
             if !create {
                 return;
             }
             let (inbox, rx) = mpsc::unbounded_channel();
             let driver = Driver::new(key.clone(), self.deps.clone());
-            self.tasks.spawn(driver.run(rx, self.dormant_tx.clone()));
+            let run = driver.run(rx, self.dormant_tx.clone());
+            match runtime {
+                Some(runtime) => self.tasks.spawn_on(run, &runtime),
+                None => self.tasks.spawn(run),
+            };
             self.recorders.insert(key.clone(), Entry { inbox, sent: 0 });
         }
         if let Some(entry) = self.recorders.get_mut(&key)

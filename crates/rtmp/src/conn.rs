@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -24,6 +25,18 @@ const READ_BUFFER_SIZE: usize = 64 * 1024;
 
 /// How long final words (a refusal, an error status, a reconnect request) may take to leave.
 const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The next multiple of `period` since a process-wide origin: every connection merging its
+/// reads wakes at the same instants, so one timer wake-up of a thread serves all of them.
+fn next_tick(now: Instant, period: Duration) -> Instant {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    let origin = *ORIGIN.get_or_init(|| now);
+    let period_ns = period.as_nanos().max(1);
+    let since = now.saturating_duration_since(origin).as_nanos();
+    let ticks = since / period_ns + 1;
+    let offset = u64::try_from(ticks.saturating_mul(period_ns)).unwrap_or(u64::MAX);
+    origin + Duration::from_nanos(offset)
+}
 
 /// Serves one connection until the client leaves, the session ends it, an error occurs or
 /// `cancel` fires. `handler.on_unpublish` is called once if a publish was accepted and not yet
@@ -138,6 +151,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
         // `waiting_since + idle` only when it fires.
         let idle_timer = tokio::time::sleep(idle);
         tokio::pin!(idle_timer);
+        // The last read filled the room it had: more is waiting, read again at once.
+        let mut read_was_full = false;
+        // Cancelled: take in what already arrived (a merged read leaves data waiting in the
+        // socket), then stop.
+        let mut draining = false;
         loop {
             while let Some(message) = self.reader.read(&mut self.buf)? {
                 self.session.handle_message(message)?;
@@ -151,7 +169,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             }
             self.flush().await?;
 
+            if draining {
+                self.buf.reserve(READ_BUFFER_SIZE);
+                // A zero timeout polls the read once: whatever is already there, no waiting.
+                match timeout(Duration::ZERO, self.io.read_buf(&mut self.buf)).await {
+                    Ok(Ok(n)) if n > 0 => {
+                        self.session.bytes_received(n);
+                        continue;
+                    }
+                    _ => return Ok(Stop::Cancelled),
+                }
+            }
+            let merge = self.limits.merge_reads;
+            if self.published && !merge.is_zero() && !read_was_full {
+                tokio::select! {
+                    biased;
+                    () = &mut self.cancelled => {
+                        draining = true;
+                        continue;
+                    }
+                    () = tokio::time::sleep_until(next_tick(Instant::now(), merge)) => {}
+                }
+            }
             self.buf.reserve(READ_BUFFER_SIZE);
+            let room = self.buf.capacity() - self.buf.len();
             // Silence is counted from here: time spent handing media on (back-pressure) is not
             // the client's.
             let waiting_since = Instant::now();
@@ -177,6 +218,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                 }
                 return Ok(Stop::Closed);
             }
+            read_was_full = n >= room;
             self.session.bytes_received(n);
         }
     }
@@ -255,5 +297,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             let _ = timeout(FINAL_FLUSH_TIMEOUT, self.io.write_all(out)).await;
             out.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_shared_and_strictly_ahead() {
+        let period = Duration::from_millis(40);
+        let now = Instant::now();
+        let tick = next_tick(now, period);
+        assert!(tick > now && tick <= now + period);
+        // Any moment before a tick leads to that same tick: connections wake together.
+        assert_eq!(next_tick(tick - Duration::from_millis(1), period), tick);
+        assert_eq!(
+            next_tick(tick - period + Duration::from_millis(1), period),
+            tick
+        );
+        // At a tick, the next one.
+        assert_eq!(next_tick(tick, period), tick + period);
     }
 }

@@ -58,4 +58,4 @@ pub use limits::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_WRITE_TIMEOUT, Limits,
 };
-pub use listener::serve;
+pub use listener::{serve, serve_on};

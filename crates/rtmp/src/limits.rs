@@ -10,6 +10,8 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a client gets to take a write of ours (replies are small; a stuck one is dead).
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Merged reads of a publishing connection (0: off; see [`Limits::merge_reads`]).
+pub const DEFAULT_MERGE_READS: Duration = Duration::ZERO;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -17,6 +19,11 @@ pub struct Limits {
     pub handshake_timeout: Duration,
     pub idle_timeout: Duration,
     pub write_timeout: Duration,
+    /// Once a publish is accepted and the socket has been drained, wait for the next tick of
+    /// this period before reading again, so one wake-up reads everything that arrived since
+    /// (SRS calls this merged read). Ticks are shared by all connections, so the connections
+    /// on one thread wake together. Costs at most this much latency; zero reads at once.
+    pub merge_reads: Duration,
 }
 
 impl Default for Limits {
@@ -26,6 +33,7 @@ impl Default for Limits {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
+            merge_reads: DEFAULT_MERGE_READS,
         }
     }
 }

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -23,7 +24,8 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// Accepts RTMP connections until `cancel` fires, then waits for every connection task (each
 /// sees the same cancellation, asks E-RTMP clients to reconnect, and ends its publish).
-/// `make_handler` is called once per accepted connection.
+/// `make_handler` is called once per accepted connection. Connections run on the current
+/// runtime.
 pub async fn serve<F, H>(
     listener: TcpListener,
     make_handler: F,
@@ -33,6 +35,23 @@ pub async fn serve<F, H>(
     F: Fn(SocketAddr) -> H,
     H: SessionHandler + 'static,
 {
+    serve_on(listener, make_handler, limits, cancel, Vec::new()).await;
+}
+
+/// [`serve`], with each connection handed to one of `workers` in turn (an empty list: the
+/// current runtime). Single-threaded worker runtimes, one per core, keep a connection and
+/// what it wakes on one thread, as nginx's worker processes do.
+pub async fn serve_on<F, H>(
+    listener: TcpListener,
+    make_handler: F,
+    limits: Limits,
+    cancel: CancellationToken,
+    workers: Vec<Handle>,
+) where
+    F: Fn(SocketAddr) -> H,
+    H: SessionHandler + 'static,
+{
+    let mut next_worker = 0usize;
     let tracker = TaskTracker::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let limits = Arc::new(limits);
@@ -71,13 +90,39 @@ pub async fn serve<F, H>(
         let handler = make_handler(peer);
         let limits = Arc::clone(&limits);
         let cancel = cancel.child_token();
-        tracker.spawn(
+        let span = info_span!("rtmp", %peer);
+        let Some(worker) = workers.get(next_worker % workers.len().max(1)) else {
+            tracker.spawn(
+                async move {
+                    let _permit = permit;
+                    let result = serve_connection(stream, peer, handler, &limits, cancel).await;
+                    log_end(&result);
+                }
+                .instrument(span),
+            );
+            continue;
+        };
+        next_worker = next_worker.wrapping_add(1);
+        // A socket belongs to the reactor it was registered with: move it over as a std
+        // socket and register it again on the worker.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(error) => {
+                warn!(%peer, %error, "cannot hand an RTMP connection to a worker");
+                continue;
+            }
+        };
+        tracker.spawn_on(
             async move {
                 let _permit = permit;
-                let result = serve_connection(stream, peer, handler, &limits, cancel).await;
+                let result = match TcpStream::from_std(stream) {
+                    Ok(stream) => serve_connection(stream, peer, handler, &limits, cancel).await,
+                    Err(error) => Err(RtmpError::from(error)),
+                };
                 log_end(&result);
             }
-            .instrument(info_span!("rtmp", %peer)),
+            .instrument(span),
+            worker,
         );
     }
     tracker.close();

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use liverec_rtmp::client::{Client, FlvPublish, publish_flv_file};
-use liverec_rtmp::{Limits, MediaKind, serve};
+use liverec_rtmp::{Limits, MediaKind, serve_on};
 use support::{Event, RecordingHandler, asset, count_tags, ffmpeg_publish, ffmpeg9};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -29,6 +29,11 @@ struct Server {
 }
 
 async fn start(limits: Limits) -> Server {
+    start_on(limits, Vec::new()).await
+}
+
+/// A server whose connections run on `workers` (none: the test's runtime).
+async fn start_on(limits: Limits, workers: Vec<tokio::runtime::Handle>) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, events) = mpsc::unbounded_channel();
@@ -37,7 +42,7 @@ async fn start(limits: Limits) -> Server {
         peer,
         events: tx.clone(),
     };
-    let task = tokio::spawn(serve(listener, make, limits, cancel.clone()));
+    let task = tokio::spawn(serve_on(listener, make, limits, cancel.clone(), workers));
     Server {
         addr,
         cancel,
@@ -111,6 +116,44 @@ fn by_stream(events: Vec<Event>) -> HashMap<String, PerStream> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_publishers_at_once() {
     let server = start(Limits::default()).await;
+    publish_all_and_check(server, false).await;
+}
+
+/// Connections handed to single-threaded worker runtimes (as liverec runs them) with merged
+/// reads: publishers paced in real time, so the reads do wait for ticks; every frame arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merged_reads_on_worker_runtimes_deliver_every_frame() {
+    let mut workers = Vec::new();
+    let mut handles = Vec::new();
+    for _ in 0..2 {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        handles.push(runtime.handle().clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            runtime.block_on(async {
+                let _ = stopped.await;
+            });
+        });
+        workers.push((stop, thread));
+    }
+    let limits = Limits {
+        merge_reads: Duration::from_millis(30),
+        ..Limits::default()
+    };
+    let server = start_on(limits, handles).await;
+    publish_all_and_check(server, true).await;
+    for (stop, thread) in workers {
+        stop.send(()).unwrap();
+        thread.join().unwrap();
+    }
+}
+
+/// Publishes six streams at once (ffmpeg 5.1 and 9, our client with several chunk sizes),
+/// stops the server and checks that each got every tag of its file and one unpublish.
+async fn publish_all_and_check(server: Server, realtime: bool) {
     let addr = server.addr;
     let url = |name: &str| format!("rtmp://{addr}/live/{name}");
 
@@ -122,7 +165,7 @@ async fn several_publishers_at_once() {
     ] {
         let url = url(name);
         tasks.push(tokio::spawn(async move {
-            let (status, stderr) = ffmpeg_publish(&binary, &asset(file), &url, false, &[]).await;
+            let (status, stderr) = ffmpeg_publish(&binary, &asset(file), &url, realtime, &[]).await;
             assert!(status.success(), "{name}: {stderr}");
             (name, file)
         }));
@@ -138,7 +181,7 @@ async fn several_publishers_at_once() {
                 app: "live",
                 tc_url: &tc_url,
                 stream: name,
-                realtime: false,
+                realtime,
                 chunk_size,
             };
             let sent = publish_flv_file(addr, &asset(file), &opts).await.unwrap();
