@@ -26,6 +26,10 @@ const READ_BUFFER_SIZE: usize = 64 * 1024;
 /// How long final words (a refusal, an error status, a reconnect request) may take to leave.
 const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Reads a cancelled connection still takes in: what a merged read left waiting (a few
+/// KiB), not a publisher that keeps sending at full speed.
+const MAX_DRAIN_READS: u32 = 16;
+
 /// The next multiple of `period` since a process-wide origin: every connection merging its
 /// reads wakes at the same instants, so one timer wake-up of a thread serves all of them.
 fn next_tick(now: Instant, period: Duration) -> Instant {
@@ -156,6 +160,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
         // Cancelled: take in what already arrived (a merged read leaves data waiting in the
         // socket), then stop.
         let mut draining = false;
+        let mut drained_reads = 0u32;
         loop {
             while let Some(message) = self.reader.read(&mut self.buf)? {
                 self.session.handle_message(message)?;
@@ -170,6 +175,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             self.flush().await?;
 
             if draining {
+                drained_reads += 1;
+                if drained_reads > MAX_DRAIN_READS {
+                    return Ok(Stop::Cancelled);
+                }
                 self.buf.reserve(READ_BUFFER_SIZE);
                 // A zero timeout polls the read once: whatever is already there, no waiting.
                 match timeout(Duration::ZERO, self.io.read_buf(&mut self.buf)).await {
