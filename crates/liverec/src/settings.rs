@@ -340,6 +340,9 @@ mod tests {
         assert_eq!(rc.formats.len(), 1);
         assert_eq!(rc.formats[0].format, Format::Mp4);
         assert_eq!(rc.formats[0].cycle, Duration::from_secs(3600));
+        // README: one media thread per core, publishers read at most every 40 ms.
+        assert_eq!(s.ingest.threads, 0);
+        assert_eq!(s.ingest.merge_reads_ms, 40);
     }
 
     #[test]
