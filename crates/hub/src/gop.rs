@@ -99,49 +99,24 @@ mod tests {
         }
     }
 
+    /// Pushes `frame` as arrived now.
+    fn add(c: &mut GopCache, seq: u64, frame: &Frame, has_video: bool) {
+        c.push(seq, frame, has_video, Instant::now());
+    }
+
     #[test]
     fn keeps_frames_from_latest_keyframe() {
         let mut c = GopCache::new(1000);
-        c.push(
-            1,
-            &frame(TrackKind::Audio, 0, true, 10),
-            true,
-            Instant::now(),
-        );
+        add(&mut c, 1, &frame(TrackKind::Audio, 0, true, 10), true);
         assert!(
             c.is_empty(),
             "audio before the first video keyframe is not decodable pre-roll"
         );
-        c.push(
-            2,
-            &frame(TrackKind::Video, 0, true, 10),
-            true,
-            Instant::now(),
-        );
-        c.push(
-            3,
-            &frame(TrackKind::Video, 40, false, 10),
-            true,
-            Instant::now(),
-        );
-        c.push(
-            4,
-            &frame(TrackKind::Audio, 41, true, 10),
-            true,
-            Instant::now(),
-        );
-        c.push(
-            5,
-            &frame(TrackKind::Video, 80, true, 10),
-            true,
-            Instant::now(),
-        );
-        c.push(
-            6,
-            &frame(TrackKind::Audio, 82, true, 10),
-            true,
-            Instant::now(),
-        );
+        add(&mut c, 2, &frame(TrackKind::Video, 0, true, 10), true);
+        add(&mut c, 3, &frame(TrackKind::Video, 40, false, 10), true);
+        add(&mut c, 4, &frame(TrackKind::Audio, 41, true, 10), true);
+        add(&mut c, 5, &frame(TrackKind::Video, 80, true, 10), true);
+        add(&mut c, 6, &frame(TrackKind::Audio, 82, true, 10), true);
         let seqs: Vec<u64> = c.iter().map(|(s, _, _)| *s).collect();
         assert_eq!(seqs, vec![5, 6]);
         assert_eq!(c.bytes(), 20);
@@ -150,57 +125,22 @@ mod tests {
     #[test]
     fn audio_only_stream_keeps_last_frame() {
         let mut c = GopCache::new(1000);
-        c.push(
-            1,
-            &frame(TrackKind::Audio, 0, true, 10),
-            false,
-            Instant::now(),
-        );
-        c.push(
-            2,
-            &frame(TrackKind::Audio, 23, true, 10),
-            false,
-            Instant::now(),
-        );
+        add(&mut c, 1, &frame(TrackKind::Audio, 0, true, 10), false);
+        add(&mut c, 2, &frame(TrackKind::Audio, 23, true, 10), false);
         assert_eq!(c.iter().map(|(s, _, _)| *s).collect::<Vec<_>>(), vec![2]);
     }
 
     #[test]
     fn oversized_gop_is_dropped_until_next_keyframe() {
         let mut c = GopCache::new(25);
-        c.push(
-            1,
-            &frame(TrackKind::Video, 0, true, 10),
-            true,
-            Instant::now(),
-        );
-        c.push(
-            2,
-            &frame(TrackKind::Video, 40, false, 10),
-            true,
-            Instant::now(),
-        );
-        c.push(
-            3,
-            &frame(TrackKind::Video, 80, false, 10),
-            true,
-            Instant::now(),
-        );
+        add(&mut c, 1, &frame(TrackKind::Video, 0, true, 10), true);
+        add(&mut c, 2, &frame(TrackKind::Video, 40, false, 10), true);
+        add(&mut c, 3, &frame(TrackKind::Video, 80, false, 10), true);
         assert!(c.is_empty());
         assert_eq!(c.overflows(), 1);
-        c.push(
-            4,
-            &frame(TrackKind::Video, 120, false, 1),
-            true,
-            Instant::now(),
-        );
+        add(&mut c, 4, &frame(TrackKind::Video, 120, false, 1), true);
         assert!(c.is_empty());
-        c.push(
-            5,
-            &frame(TrackKind::Video, 160, true, 10),
-            true,
-            Instant::now(),
-        );
+        add(&mut c, 5, &frame(TrackKind::Video, 160, true, 10), true);
         assert_eq!(c.len(), 1);
     }
 }

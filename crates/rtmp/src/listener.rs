@@ -90,40 +90,31 @@ pub async fn serve_on<F, H>(
         let handler = make_handler(peer);
         let limits = Arc::clone(&limits);
         let cancel = cancel.child_token();
-        let span = info_span!("rtmp", %peer);
-        let Some(worker) = workers.get(next_worker % workers.len().max(1)) else {
-            tracker.spawn(
-                async move {
-                    let _permit = permit;
-                    let result = serve_connection(stream, peer, handler, &limits, cancel).await;
-                    log_end(&result);
-                }
-                .instrument(span),
-            );
-            continue;
-        };
+        // Round robin; no workers: the current runtime.
+        let worker = workers.get(next_worker % workers.len().max(1));
         next_worker = next_worker.wrapping_add(1);
-        // A socket belongs to the reactor it was registered with: move it over as a std
-        // socket and register it again on the worker.
+        // A socket belongs to the reactor it was registered with: it travels as a std socket
+        // and is registered again by the runtime that serves it.
         let stream = match stream.into_std() {
             Ok(stream) => stream,
             Err(error) => {
-                warn!(%peer, %error, "cannot hand an RTMP connection to a worker");
+                warn!(%peer, %error, "cannot take over an RTMP connection");
                 continue;
             }
         };
-        tracker.spawn_on(
-            async move {
-                let _permit = permit;
-                let result = match TcpStream::from_std(stream) {
-                    Ok(stream) => serve_connection(stream, peer, handler, &limits, cancel).await,
-                    Err(error) => Err(RtmpError::from(error)),
-                };
-                log_end(&result);
-            }
-            .instrument(span),
-            worker,
-        );
+        let task = async move {
+            let _permit = permit;
+            let result = match TcpStream::from_std(stream) {
+                Ok(stream) => serve_connection(stream, peer, handler, &limits, cancel).await,
+                Err(error) => Err(RtmpError::from(error)),
+            };
+            log_end(&result);
+        }
+        .instrument(info_span!("rtmp", %peer));
+        match worker {
+            Some(worker) => tracker.spawn_on(task, worker),
+            None => tracker.spawn(task),
+        };
     }
     tracker.close();
     tracker.wait().await;

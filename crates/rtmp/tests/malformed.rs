@@ -159,16 +159,24 @@ async fn broken_clients_end_alone_while_a_good_publisher_goes_on() {
     }
 }
 
-#[tokio::test]
-async fn silent_publisher_times_out_and_is_unpublished() {
+/// A server with a 300 ms idle timeout and a client publishing `stream` on it.
+async fn publishing_with_short_idle_timeout(
+    stream: &str,
+) -> (TestServer, Client, std::net::SocketAddr) {
     let limits = Limits {
         idle_timeout: Duration::from_millis(300),
         ..Limits::default()
     };
-    let mut server = TestServer::start(limits).await;
+    let server = TestServer::start(limits).await;
     let mut client = connected(&server).await;
     let peer = client.socket().local_addr().unwrap();
-    client.publish("quiet").await.unwrap();
+    client.publish(stream).await.unwrap();
+    (server, client, peer)
+}
+
+#[tokio::test]
+async fn silent_publisher_times_out_and_is_unpublished() {
+    let (mut server, mut client, peer) = publishing_with_short_idle_timeout("quiet").await;
     client
         .send_media(MediaKind::Audio, 0, &[0xAF, 0x00, 0x12, 0x10])
         .await
@@ -181,14 +189,7 @@ async fn silent_publisher_times_out_and_is_unpublished() {
 
 #[tokio::test]
 async fn a_steady_publisher_outlives_the_idle_timeout() {
-    let limits = Limits {
-        idle_timeout: Duration::from_millis(300),
-        ..Limits::default()
-    };
-    let mut server = TestServer::start(limits).await;
-    let mut client = connected(&server).await;
-    let peer = client.socket().local_addr().unwrap();
-    client.publish("steady").await.unwrap();
+    let (mut server, mut client, peer) = publishing_with_short_idle_timeout("steady").await;
     // 1 s in all, never silent for more than 100 ms.
     for i in 0..10u32 {
         client
