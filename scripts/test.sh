@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh Debian machine: installs what is missing (ffmpeg and
-# GStreamer via apt-get, ffmpeg 9 via the PyPI package imageio-ffmpeg in ./.venv, cargo-nextest if absent),
+# The whole test suite, from a fresh Debian machine: installs what is missing (ffmpeg, GStreamer
+# and chromium via apt-get; ffmpeg 9 from the PyPI package imageio-ffmpeg and moto_server in
+# ./.venv; playwright-core and hls.js via npm in tests/browser),
 # encodes the test media once, then runs formatting, lint and every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +25,25 @@ if ! command -v gst-launch-1.0 >/dev/null || ! gst-inspect-1.0 rtmp2sink >/dev/n
     gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
 fi
 
-# Python test peers (ffmpeg 9 from imageio-ffmpeg, Alibaba's SDKs, pytest) in ./.venv,
+# Browser peer (crates/liverec/tests/support/browser.rs, tests/browser): Debian's chromium,
+# driven by playwright-core on the machine's Node.js; never a browser download through npm.
+if [ ! -x /usr/bin/chromium ]; then
+  apt_install --no-install-recommends chromium
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  echo "the browser tests need Node.js >= 20 with npm (playwright-core); found: $(node --version 2>&1 || true)" >&2
+  exit 1
+fi
+# npm packages of tests/browser, reinstalled whenever its package-lock.json changes.
+want=$(sha256sum tests/browser/package-lock.json | cut -d' ' -f1)
+if [ "$(cat tests/browser/node_modules/.lock.sha256 2>/dev/null)" != "$want" ]; then
+  say "installing the browser test packages (npm ci in tests/browser)"
+  (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+  echo "$want" > tests/browser/node_modules/.lock.sha256
+fi
+
+# Python test peers (ffmpeg 9 from imageio-ffmpeg, moto_server and boto3, Alibaba's SDKs, pytest) in ./.venv,
 # reinstalled whenever tests/requirements.txt changes.
 want=$(sha256sum tests/requirements.txt | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.requirements.sha256 2>/dev/null)" != "$want" ]; then
