@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Plays a media URL in Debian's headless Chromium and prints one JSON line with what happened;
-// exits 0 only if the playback succeeded (1: it did not, 2: bad usage or no browser).
+// exits 0 only if the playback succeeded (1: it did not, 2: bad usage, or no chromium or
+// playwright-core).
 //
 //   node tests/browser/play.mjs mp4 <url> [--seek S] [--size WxH] [--audio] [--rate R] [--timeout S]
 //   node tests/browser/play.mjs hls <url> [--native] [--size WxH] [--audio] [--rate R] [--timeout S]
@@ -9,7 +10,8 @@
 //      middle), checks currentTime lands within --seek-tolerance (default 0.25 s) and that
 //      playback goes on for another 0.5 s.
 // hls: hls.js (or the browser's own HLS with --native) plays the playlist to its end; every
-//      fragment of the playlist must load, with no error beyond buffer stalls.
+//      fragment of the playlist must load, with no hls.js error beyond buffer stalls and the
+//      start-up gap of a stream with B-frames.
 // Both: --size checks the decoded picture size, --audio that audio was decoded; --rate sets
 // the playback rate (default 1). The page comes from a static server of this script on
 // 127.0.0.1:0, so the media is cross-origin and its server must answer CORS (the <video> is
@@ -279,9 +281,16 @@ async function main() {
       const first = await until('playback to start (0.5 s of media)', (s) => s.currentTime >= 0.5 && s.decodedFrames > 0);
       const duration = first.duration;
       const target = o.seek ?? (duration ? duration / 2 : 1);
-      await page.evaluate((t) => { window.__seeked = false; window.__video.addEventListener('seeked', () => { window.__seeked = true; }, { once: true }); window.__video.currentTime = t; }, target);
-      await page.waitForFunction(() => window.__seeked || window.__play.error, null, { timeout: left(), polling: 50 });
-      const landed = await page.evaluate(() => window.__video.currentTime);
+      // Where the seek landed is read in the 'seeked' handler: playback goes on right after.
+      await page.evaluate((t) => {
+        window.__landed = null;
+        const v = window.__video;
+        v.addEventListener('seeked', () => { window.__landed = v.currentTime; }, { once: true });
+        v.currentTime = t;
+      }, target);
+      await page.waitForFunction(() => window.__landed !== null || window.__play.error, null, { timeout: left(), polling: 50 });
+      const landed = await page.evaluate(() => window.__landed);
+      if (landed === null) throw new Failure(`media error during the seek to ${target} s`);
       result.seek = { target, landed, tolerance: o.seekTolerance };
       if (Math.abs(landed - target) > o.seekTolerance) throw new Failure(`seek to ${target} s landed at ${landed} s`);
       const need = duration ? Math.min(landed + 0.5, duration - 0.05) : landed + 0.5;
@@ -329,6 +338,10 @@ async function main() {
   result.partial_responses = network.filter((n) => n.status === 206).length;
   // Chromium aborts a media request itself when it re-requests with another range.
   result.http_errors = network.filter((n) => (n.failed && n.failed !== 'net::ERR_ABORTED') || n.status >= 400);
+  if (!result.ok && result.http_errors.length) {
+    const first = result.http_errors.slice(0, 3).map((n) => `${n.url} ${n.failed ?? `HTTP ${n.status}`}`);
+    result.error += `; failed requests: ${first.join(', ')}`;
+  }
   result.network = network.slice(0, 50);
   result.console = consoleLines.slice(0, 20);
   result.elapsed_ms = Date.now() - started;

@@ -185,15 +185,32 @@ impl MotoServer {
         self.client.delete_object(bucket, key);
     }
 
-    /// Freezes the server (SIGSTOP): connections are still accepted by the kernel but nothing
-    /// answers, like storage that hangs.
+    /// Freezes the server (SIGSTOP) and returns once it is stopped: connections are still
+    /// accepted by the kernel but nothing answers, like storage that hangs.
     pub fn pause(&self) {
         self.signal("STOP");
+        self.wait_paused(true);
     }
 
-    /// Lets a paused server go on (SIGCONT); requests sent meanwhile are answered now.
+    /// Lets a paused server go on (SIGCONT) and returns once it runs; requests sent meanwhile
+    /// are answered now.
     pub fn resume(&self) {
         self.signal("CONT");
+        self.wait_paused(false);
+    }
+
+    // A signal takes effect when the process is next scheduled, not when kill returns.
+    fn wait_paused(&self, paused: bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.is_paused() != paused {
+            assert!(
+                Instant::now() < deadline,
+                "moto_server {} did not {} within 30 s",
+                self.pid,
+                if paused { "stop" } else { "continue" }
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Whether the process is stopped by [`MotoServer::pause`] (from /proc).
