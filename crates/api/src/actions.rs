@@ -5,6 +5,7 @@
 mod common;
 mod realtime_command;
 mod record_config;
+mod record_index;
 mod streams;
 
 use crate::ApiState;
@@ -24,6 +25,11 @@ pub enum Action {
     DeleteLiveAppRecordConfig,
     DescribeLiveRecordConfig,
     DescribeLiveStreamsOnlineList,
+    DescribeLiveStreamRecordIndexFiles,
+    DescribeLiveStreamRecordIndexFile,
+    DescribeLiveStreamRecordContent,
+    CreateLiveStreamRecordIndexFiles,
+    DeleteLiveStreamRecordIndexFiles,
 }
 
 impl Action {
@@ -34,6 +40,11 @@ impl Action {
         Action::DeleteLiveAppRecordConfig,
         Action::DescribeLiveRecordConfig,
         Action::DescribeLiveStreamsOnlineList,
+        Action::DescribeLiveStreamRecordIndexFiles,
+        Action::DescribeLiveStreamRecordIndexFile,
+        Action::DescribeLiveStreamRecordContent,
+        Action::CreateLiveStreamRecordIndexFiles,
+        Action::DeleteLiveStreamRecordIndexFiles,
     ];
 
     /// The wire name (also the XML root `{name}Response`).
@@ -45,6 +56,11 @@ impl Action {
             Action::DeleteLiveAppRecordConfig => "DeleteLiveAppRecordConfig",
             Action::DescribeLiveRecordConfig => "DescribeLiveRecordConfig",
             Action::DescribeLiveStreamsOnlineList => "DescribeLiveStreamsOnlineList",
+            Action::DescribeLiveStreamRecordIndexFiles => "DescribeLiveStreamRecordIndexFiles",
+            Action::DescribeLiveStreamRecordIndexFile => "DescribeLiveStreamRecordIndexFile",
+            Action::DescribeLiveStreamRecordContent => "DescribeLiveStreamRecordContent",
+            Action::CreateLiveStreamRecordIndexFiles => "CreateLiveStreamRecordIndexFiles",
+            Action::DeleteLiveStreamRecordIndexFiles => "DeleteLiveStreamRecordIndexFiles",
         }
     }
 
@@ -93,6 +109,31 @@ pub async fn dispatch(
         }
         Action::DescribeLiveStreamsOnlineList => {
             streams::DescribeLiveStreamsOnlineList::parse(params)?
+                .handle(state)
+                .await
+        }
+        Action::DescribeLiveStreamRecordIndexFiles => {
+            record_index::DescribeLiveStreamRecordIndexFiles::parse(params)?
+                .handle(state)
+                .await
+        }
+        Action::DescribeLiveStreamRecordIndexFile => {
+            record_index::DescribeLiveStreamRecordIndexFile::parse(params)?
+                .handle(state)
+                .await
+        }
+        Action::DescribeLiveStreamRecordContent => {
+            record_index::DescribeLiveStreamRecordContent::parse(params)?
+                .handle(state)
+                .await
+        }
+        Action::CreateLiveStreamRecordIndexFiles => {
+            record_index::CreateLiveStreamRecordIndexFiles::parse(params)?
+                .handle(state)
+                .await
+        }
+        Action::DeleteLiveStreamRecordIndexFiles => {
+            record_index::DeleteLiveStreamRecordIndexFiles::parse(params)?
                 .handle(state)
                 .await
         }

@@ -13,6 +13,10 @@ pub enum ApiError {
     /// A parameter with a documented `Invalid{Name}.Malformed` code has a bad value.
     #[error("malformed parameter {0}")]
     Malformed(&'static str),
+    /// `Invalid{Name}.Malformed` with the message "Specified {Name} is malformed." (the
+    /// wording of the index actions, ERRORS.md).
+    #[error("malformed parameter {0}")]
+    MalformedValue(&'static str),
     /// A parameter without a documented code has a bad value.
     #[error("invalid parameter {0}")]
     InvalidParameter(String),
@@ -65,6 +69,18 @@ pub enum ApiError {
     /// EndTime before StartTime, or the range too long.
     #[error("end time does not match start time")]
     EndTimeMismatch,
+    /// DescribeLiveStreamRecordIndexFile: no such record of that stream.
+    #[error("record id not found")]
+    RecordIdNotFound,
+    /// CreateLiveStreamRecordIndexFiles: the stream never ingested (400, ERRORS.md's message).
+    #[error("stream never ingested")]
+    StreamNeverIngested,
+    /// CreateLiveStreamRecordIndexFiles: nothing recorded in the range.
+    #[error("no record content")]
+    NoRecordContent,
+    /// CreateLiveStreamRecordIndexFiles: the range's segments are in another bucket.
+    #[error("bucket changed within the range")]
+    ConfigChanged,
     /// A server fault; the context is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -78,7 +94,8 @@ impl ApiError {
             | Self::AccessKeyNotFound
             | Self::DomainNotFound
             | Self::StreamNotFound
-            | Self::ConfigNotFound => StatusCode::NOT_FOUND,
+            | Self::ConfigNotFound
+            | Self::RecordIdNotFound => StatusCode::NOT_FOUND,
             Self::TaskAlreadyStarted => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
@@ -89,7 +106,9 @@ impl ApiError {
     pub fn code(&self) -> String {
         match self {
             Self::Missing(name) => format!("Missing{name}"),
-            Self::Malformed(name) => format!("Invalid{name}.Malformed"),
+            Self::Malformed(name) | Self::MalformedValue(name) => {
+                format!("Invalid{name}.Malformed")
+            }
             Self::InvalidParameter(_)
             | Self::TooLarge { .. }
             | Self::TooManyParameters { .. }
@@ -111,6 +130,10 @@ impl ApiError {
             Self::ConfigAlreadyExists => "ConfigAlreadyExists".to_owned(),
             Self::OssBucketNotFound => "InvalidOssBucket.NotFound".to_owned(),
             Self::EndTimeMismatch => "InvalidEndTime.Mismatch".to_owned(),
+            Self::RecordIdNotFound => "InvalidRecordId.NotFound".to_owned(),
+            Self::StreamNeverIngested => "InvalidStream.NotFound".to_owned(),
+            Self::NoRecordContent => "NoRecordContent".to_owned(),
+            Self::ConfigChanged => "InvalidConfig.Changed".to_owned(),
             Self::Internal(_) => "InternalError".to_owned(),
         }
     }
@@ -124,7 +147,7 @@ impl ApiError {
             Self::Malformed("CycleDuration") => {
                 "Specified CycleDuration Format is not valid.".to_owned()
             }
-            Self::Malformed(name @ ("StartTime" | "EndTime")) => {
+            Self::Malformed(name @ ("StartTime" | "EndTime")) | Self::MalformedValue(name) => {
                 format!("Specified {name} is malformed.")
             }
             Self::Malformed(name) => format!("Specified parameter {name} is not valid."),
@@ -168,6 +191,15 @@ impl ApiError {
             Self::OssBucketNotFound => "The parameter OssBucket does not exist.".to_owned(),
             Self::EndTimeMismatch => {
                 "Specified end time does not math the specified start time.".to_owned()
+            }
+            Self::RecordIdNotFound => "The specified RecordId does not exist.".to_owned(),
+            // ERRORS.md, CreateLiveStreamRecordIndexFiles: "Speicified" (sic).
+            Self::StreamNeverIngested => "Speicified stream does not exist.".to_owned(),
+            Self::NoRecordContent => {
+                "The record content between StartTime and EndTime is empty.".to_owned()
+            }
+            Self::ConfigChanged => {
+                "The oss bucket info between StartTime and EndTime has changed.".to_owned()
             }
             Self::Internal(_) => {
                 "The request processing has failed due to some unknown error.".to_owned()

@@ -43,6 +43,9 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
     );
     let host_id = state.settings.host_id.clone();
     let keys = auth::KeyCache::new(state.settings.key_cache_ttl);
+    let vod = Router::new()
+        .route("/vod/{*object}", axum::routing::any(crate::vod::serve))
+        .with_state(state.clone());
     let shared = Arc::new(Shared {
         state,
         throttle,
@@ -52,6 +55,7 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .fallback(handle)
         .with_state(shared)
+        .merge(vod)
         .layer(CatchPanicLayer::custom(move |_| panic_response(&host_id)))
 }
 

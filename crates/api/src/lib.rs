@@ -24,6 +24,7 @@ pub mod params;
 pub mod response;
 pub mod signature;
 pub mod throttle;
+pub mod vod;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -91,10 +92,15 @@ pub struct ApiState {
     pub hub: liverec_hub::Hub,
     pub reload_configs: ReloadConfigs,
     pub settings: ApiSettings,
+    /// Storage targets by bucket name: playback, generated indexes, deleted files.
+    pub storage: Arc<liverec_storage::Storage>,
+    /// Mints and checks RecordUrls (`/vod/…`).
+    pub vod: vod::VodSigner,
 }
 
-/// The API's routes: every path and method reach one handler, which answers
-/// `InvalidApi.NotFound` for anything but `GET /` and `POST /`.
+/// The API port's routes: `/vod/…` playback of recordings; every other path and method reach
+/// the OpenAPI handler, which answers `InvalidApi.NotFound` for anything but `GET /` and
+/// `POST /`.
 pub fn router(state: Arc<ApiState>) -> axum::Router {
     handler::router(state)
 }

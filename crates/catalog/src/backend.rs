@@ -12,6 +12,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{Postgres, Sqlite, Transaction};
 
 use crate::error::{CatalogError, Result};
 
@@ -127,6 +128,37 @@ impl Backend {
             sqlx::migrate::MigrateError::Execute(e) => CatalogError::from_sqlx("run migrations", e),
             other => CatalogError::Database(format!("run migrations: {other}")),
         })
+    }
+}
+
+/// Opens a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`: the write lock is
+/// taken up front (waiting out the busy timeout), so the transaction never fails halfway on a
+/// lock upgrade (SQLITE_BUSY_SNAPSHOT in WAL mode, which the busy timeout does not cover).
+pub(crate) trait BeginWrite {
+    type Db: sqlx::Database;
+
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = sqlx::Result<Transaction<'static, Self::Db>>> + Send;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = Sqlite;
+
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = sqlx::Result<Transaction<'static, Sqlite>>> + Send {
+        self.begin_with("BEGIN IMMEDIATE")
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = Postgres;
+
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = sqlx::Result<Transaction<'static, Postgres>>> + Send {
+        self.begin()
     }
 }
 

@@ -6,6 +6,9 @@
 pub enum CatalogError {
     #[error("already exists")]
     AlreadyExists,
+    /// Every candidate object name is taken (by the index or by another upload).
+    #[error("no free object name")]
+    NoFreeName,
     /// A failure that will not go away by retrying (bad SQL, corrupt row, bad URL …).
     #[error("database: {0}")]
     Database(String),

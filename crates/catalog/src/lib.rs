@@ -2,9 +2,10 @@
 //! recordings index.
 //!
 //! One API over SQLite (default, embedded) and PostgreSQL (clusters), same schema, migrations
-//! in `crates/catalog/migrations/`. Functions return domain types, not rows. Every statement is
-//! a single SQL statement (no read-then-write transactions), so SQLite's busy timeout covers
-//! every lock wait and PostgreSQL needs no retry loop.
+//! in `crates/catalog/migrations/`. Functions return domain types, not rows. Most calls are a
+//! single SQL statement. The few that need atomicity use a write transaction that takes
+//! SQLite's write lock at `BEGIN IMMEDIATE` (see `backend::BeginWrite`), so SQLite's busy
+//! timeout covers every lock wait and PostgreSQL needs no retry loop.
 
 use std::time::SystemTime;
 
@@ -34,6 +35,9 @@ mod keys;
 mod nonces;
 mod record_configs;
 mod recordings;
+mod secrets;
+mod streams;
+mod uploads;
 
 pub use error::{CatalogError, Result};
 
@@ -86,7 +90,7 @@ pub struct RecordConfigRow {
 }
 
 /// One finished recording file (one row of the record index).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RecordingRow {
     /// UUID.
     pub record_id: String,
@@ -106,6 +110,142 @@ pub struct RecordingRow {
     pub width: i32,
     pub height: i32,
     pub created_at: i64,
+    /// The recording session (start to finalize) the file belongs to; `''` on rows made before
+    /// sessions were recorded.
+    pub session_id: String,
+    /// The record config's OssObjectPrefix template as stored.
+    pub object_prefix: String,
+    /// Made by CreateLiveStreamRecordIndexFiles, not by a recording.
+    pub generated: bool,
+}
+
+/// What a stored object of an index row is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ObjectKind {
+    /// An MP4 or FLV file.
+    File,
+    Playlist,
+    /// A CMAF init segment.
+    Init,
+    Segment,
+}
+
+impl ObjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::File => "file",
+            Self::Playlist => "playlist",
+            Self::Init => "init",
+            Self::Segment => "segment",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "file" => Some(Self::File),
+            "playlist" => Some(Self::Playlist),
+            "init" => Some(Self::Init),
+            "segment" => Some(Self::Segment),
+            _ => None,
+        }
+    }
+}
+
+/// One stored object of an index row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordingObject {
+    /// 0, 1, … within the row.
+    pub seq: i32,
+    pub bucket: String,
+    pub object: String,
+    pub kind: ObjectKind,
+    /// Unix milliseconds, wall clock of the object's first frame.
+    pub start_time: i64,
+    pub duration_ms: i64,
+    pub size: i64,
+}
+
+/// One recording session's files of one format (DescribeLiveStreamRecordContent).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContentRow {
+    pub session_id: String,
+    pub format: String,
+    pub oss_bucket: String,
+    pub oss_endpoint: String,
+    pub object_prefix: String,
+    /// Unix milliseconds: the earliest start and latest end of the session's rows in the range.
+    pub start_time: i64,
+    pub end_time: i64,
+    /// Sum over those rows.
+    pub duration_secs: f64,
+}
+
+/// A media segment in the index (CreateLiveStreamRecordIndexFiles, playlist serving).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentRow {
+    pub record_id: String,
+    pub bucket: String,
+    /// The index row's OssEndpoint.
+    pub endpoint: String,
+    pub object: String,
+    /// Unix milliseconds.
+    pub start_time: i64,
+    pub duration_ms: i64,
+    /// The row's CMAF init segment, if it has one.
+    pub init_object: Option<String>,
+}
+
+/// An object to upload from the spool to a remote storage target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewUpload {
+    pub bucket: String,
+    pub spool_path: String,
+    /// Uploads of one group go in id order (segments before their playlist).
+    pub group_id: Option<String>,
+    /// JSON the caller handles once the upload is done (e.g. the index row to insert).
+    pub completion: Option<String>,
+    pub size: i64,
+}
+
+/// The queued upload of a spool file and the object name reserved for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedUpload {
+    pub id: i64,
+    pub object: String,
+}
+
+/// One row of the upload queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadRow {
+    /// Increasing in enqueue order, never reused.
+    pub id: i64,
+    pub bucket: String,
+    pub object: String,
+    pub spool_path: String,
+    pub group_id: Option<String>,
+    pub completion: Option<String>,
+    pub size: i64,
+    /// Failed attempts so far.
+    pub attempts: i32,
+    /// Unix milliseconds.
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub done: bool,
+    pub created_at: i64,
+}
+
+/// Uploads of one bucket still to do (metrics, API, logs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UploadBacklog {
+    /// Not done.
+    pub pending: u64,
+    /// Not done and failed at least once.
+    pub failing: u64,
+    /// Unix milliseconds: creation of the oldest pending upload.
+    pub oldest_created_at: Option<i64>,
+    /// The error of the failing upload whose next attempt is the latest (usually the one that
+    /// failed last).
+    pub last_error: Option<String>,
 }
 
 /// A page request: `num` from 1.

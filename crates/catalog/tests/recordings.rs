@@ -27,6 +27,9 @@ fn recording(id: &str, stream: &str, start: i64, end: i64, created_at: i64) -> R
         width: 1920,
         height: 1080,
         created_at,
+        session_id: String::new(),
+        object_prefix: String::new(),
+        generated: false,
     }
 }
 

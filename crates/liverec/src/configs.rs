@@ -128,7 +128,7 @@ fn mode(on_demand: i32) -> Mode {
 
 fn format_spec(f: &RecordFormatRow) -> Option<FormatSpec> {
     let format = Format::parse(&f.format)?;
-    let segmented = matches!(format, Format::M3u8 | Format::Cmaf);
+    let segmented = format.is_segmented();
     let secs = |v: Option<i64>| {
         v.and_then(|s| u64::try_from(s).ok())
             .filter(|s| *s > 0)

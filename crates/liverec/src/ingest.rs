@@ -7,6 +7,7 @@ use liverec_hub::{Hub, HubError, Publisher, StreamKey, validate_domain, validate
 use liverec_media::flv::{AudioTag, FlvError, VideoTag, parse_audio_tag, parse_video_tag};
 use liverec_media::{CodecConfig, TrackKind};
 use liverec_rtmp::{MediaKind, MediaMessage, PublishRequest, Refusal, SessionHandler};
+use tokio::sync::mpsc;
 
 /// How a publish's domain is chosen (DESIGN.md "Domains").
 #[derive(Clone, Debug)]
@@ -49,6 +50,9 @@ fn tc_url_host(tc_url: &str) -> Option<&str> {
 pub struct Ingest {
     hub: Hub,
     domains: Arc<DomainPolicy>,
+    /// Streams that started publishing, for the catalog's record of streams seen (a bounded
+    /// queue: a busy database costs a missed note, never a stalled publish).
+    published: mpsc::Sender<StreamKey>,
     publisher: Option<Publisher>,
     key: Option<StreamKey>,
     /// Unsupported-codec warnings already logged, per track (once per session).
@@ -57,10 +61,11 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    pub fn new(hub: Hub, domains: Arc<DomainPolicy>) -> Self {
+    pub fn new(hub: Hub, domains: Arc<DomainPolicy>, published: mpsc::Sender<StreamKey>) -> Self {
         Self {
             hub,
             domains,
+            published,
             publisher: None,
             key: None,
             warned: [false; 2],
@@ -121,6 +126,9 @@ impl SessionHandler for Ingest {
         {
             Ok(publisher) => {
                 tracing::info!(stream = %key, peer = %req.peer, "publish started");
+                if self.published.try_send(key.clone()).is_err() {
+                    tracing::debug!(stream = %key, "publish not noted in the catalog (queue full)");
+                }
                 self.publisher = Some(publisher);
                 self.key = Some(key);
                 Ok(())

@@ -5,6 +5,7 @@ mod ingest;
 mod keys;
 mod serve;
 mod settings;
+mod storage;
 mod workers;
 
 use std::path::PathBuf;

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use liverec_api::{ApiState, ReloadConfigs};
-use liverec_catalog::{Catalog, RecordingRow, unix_ms};
+use liverec_catalog::{Catalog, ObjectKind, RecordingObject, RecordingRow, unix_ms};
 use liverec_hub::{Hub, HubConfig, SlowPolicy, SubscribeOptions};
-use liverec_recorder::{FileRecord, FileSink, RecorderDeps, SpoolPolicy, Supervisor};
+use liverec_recorder::{FileRecord, RecorderDeps, SpoolPolicy, Supervisor};
+use liverec_storage::{Completed, OnComplete};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -23,41 +24,106 @@ use crate::workers::MediaWorkers;
 const LIFECYCLE_QUEUE: usize = 4096;
 /// How long in-flight API requests get at shutdown.
 const API_DRAIN: Duration = Duration::from_secs(5);
+/// Name of the secret that signs playback URLs (kept in the database).
+const VOD_SECRET: &str = "vod";
+/// Bound of the queue of publishes noted in the catalog.
+const PUBLISHED_QUEUE: usize = 1024;
 /// How long RTMP sessions get to end at shutdown.
 const RTMP_DRAIN: Duration = Duration::from_secs(5);
 
-/// Indexes every finished file in the catalog.
-fn index_sink(catalog: Catalog) -> FileSink {
-    Arc::new(move |record: FileRecord| {
+/// Indexes every finished file in the catalog: the storage targets' completion hook, called
+/// once a file's object (and its segments) exist. Idempotent on the record id, so a completion
+/// delivered again after a crash indexes the file once.
+fn index_hook(catalog: Catalog) -> OnComplete {
+    Arc::new(move |completed: Completed| {
         let catalog = catalog.clone();
         Box::pin(async move {
-            let row = RecordingRow {
-                record_id: uuid::Uuid::new_v4().to_string(),
-                domain: record.key.domain.clone(),
-                app: record.key.app.clone(),
-                stream: record.key.stream.clone(),
-                format: record.format.as_str().to_owned(),
-                oss_bucket: record.bucket.clone(),
-                oss_endpoint: record.endpoint.clone(),
-                oss_object: record.object.clone(),
-                start_time: unix_ms(record.start),
-                end_time: unix_ms(record.end),
-                duration_secs: record.duration_ms as f64 / 1000.0,
-                size: i64::try_from(record.size).unwrap_or(i64::MAX),
-                width: i32::try_from(record.width).unwrap_or(0),
-                height: i32::try_from(record.height).unwrap_or(0),
-                created_at: unix_ms(std::time::SystemTime::now()),
+            let mut record: FileRecord = match serde_json::from_value(completed.payload) {
+                Ok(r) => r,
+                Err(err) => {
+                    tracing::error!(bucket = %completed.bucket, object = %completed.object, %err,
+                        "a stored file carries no readable index row; it is not indexed");
+                    return;
+                }
             };
-            match catalog.insert_recording(&row).await {
-                Ok(()) => {
+            record.object = completed.object;
+            let (row, objects) = index_entry(&record);
+            match catalog.insert_recording_with_objects(&row, &objects).await {
+                Ok(true) => {
                     tracing::debug!(record_id = %row.record_id, object = %row.oss_object, "recording indexed")
                 }
+                Ok(false) => {
+                    tracing::debug!(record_id = %row.record_id, "recording was indexed already")
+                }
                 Err(err) => {
-                    tracing::error!(object = %row.oss_object, %err, "cannot index a finished recording")
+                    tracing::error!(bucket = %row.oss_bucket, object = %row.oss_object, %err, "cannot index a finished recording")
                 }
             }
         })
     })
+}
+
+/// The index row of a finished file and its stored objects (the file, or the playlist, its
+/// init segment and its segments).
+fn index_entry(record: &FileRecord) -> (RecordingRow, Vec<RecordingObject>) {
+    let row = RecordingRow {
+        record_id: record.record_id.clone(),
+        domain: record.key.domain.clone(),
+        app: record.key.app.clone(),
+        stream: record.key.stream.clone(),
+        format: record.format.as_str().to_owned(),
+        oss_bucket: record.bucket.clone(),
+        oss_endpoint: record.endpoint.clone(),
+        oss_object: record.object.clone(),
+        start_time: unix_ms(record.start),
+        end_time: unix_ms(record.end),
+        duration_secs: record.duration_ms as f64 / 1000.0,
+        size: i64::try_from(record.size).unwrap_or(i64::MAX),
+        width: i32::try_from(record.width).unwrap_or(0),
+        height: i32::try_from(record.height).unwrap_or(0),
+        created_at: unix_ms(std::time::SystemTime::now()),
+        session_id: record.session_id.clone(),
+        object_prefix: record.object_prefix.clone(),
+        generated: false,
+    };
+    let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let object = |kind, object: &str, start, duration_ms, size| RecordingObject {
+        seq: 0,
+        bucket: record.bucket.clone(),
+        object: object.to_owned(),
+        kind,
+        start_time: start,
+        duration_ms,
+        size,
+    };
+    let main_kind = if record.format.is_segmented() {
+        ObjectKind::Playlist
+    } else {
+        ObjectKind::File
+    };
+    let mut objects = vec![object(
+        main_kind,
+        &record.object,
+        row.start_time,
+        ms(record.duration_ms),
+        row.size,
+    )];
+    if let Some(init) = &record.init_object {
+        objects.push(object(ObjectKind::Init, init, row.start_time, 0, 0));
+    }
+    for segment in &record.segments {
+        objects.push(object(
+            ObjectKind::Segment,
+            &segment.object,
+            unix_ms(segment.start),
+            ms(segment.duration_ms),
+            ms(segment.size),
+        ));
+    }
+    for (seq, o) in objects.iter_mut().enumerate() {
+        o.seq = i32::try_from(seq).unwrap_or(i32::MAX);
+    }
+    (row, objects)
 }
 
 pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
@@ -93,10 +159,46 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
     }
     let configs = Arc::new(CatalogConfigs::new(catalog.clone(), record_config));
     configs.reload().await;
-    let sink = index_sink(catalog.clone());
+    let background = TaskTracker::new();
+    let background_cancel = CancellationToken::new();
+    let storage = Arc::new(crate::storage::build(
+        &settings,
+        &catalog,
+        index_hook(catalog.clone()),
+        &background,
+        &background_cancel,
+    )?);
+    {
+        let (settings, storage, catalog) = (settings.clone(), storage.clone(), catalog.clone());
+        let cancel = background_cancel.clone();
+        background.spawn(async move {
+            if let Err(err) =
+                crate::storage::retention_sweep(settings, storage, catalog, cancel).await
+            {
+                tracing::error!(%err, "retention sweep stopped");
+            }
+        });
+    }
+    // Streams that publish are noted in the catalog (CreateLiveStreamRecordIndexFiles asks
+    // whether a stream ever ingested).
+    let (published_tx, mut published_rx) = mpsc::channel::<liverec_hub::StreamKey>(PUBLISHED_QUEUE);
+    {
+        let catalog = catalog.clone();
+        background.spawn(async move {
+            while let Some(key) = published_rx.recv().await {
+                let now = unix_ms(std::time::SystemTime::now());
+                if let Err(err) = catalog
+                    .touch_stream(&key.domain, &key.app, &key.stream, now)
+                    .await
+                {
+                    tracing::warn!(stream = %key, %err, "cannot note a publish in the catalog");
+                }
+            }
+        });
+    }
 
     // Before anything records: finish what a crash left in the spools.
-    let recovered = liverec_recorder::recovery::recover_all(&settings.data_dir, &sink).await;
+    let recovered = liverec_recorder::recovery::recover_all(&storage).await;
     if recovered > 0 {
         tracing::info!(
             recovered,
@@ -119,7 +221,7 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
     let deps = RecorderDeps {
         hub: hub.clone(),
         configs: configs.clone(),
-        data_dir: settings.data_dir.clone(),
+        storage: storage.clone(),
         policy: SpoolPolicy {
             flush_every: secs(
                 "spool.flush_interval_secs",
@@ -140,7 +242,6 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
                 )?,
             },
         },
-        sink,
         finalizers: TaskTracker::new(),
     };
     let shutdown_timeout = secs("shutdown_timeout_secs", settings.shutdown_timeout_secs)?;
@@ -163,12 +264,25 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
             Box::pin(async move { configs.reload().await })
         })
     };
+    let api_addr = api_listener.local_addr()?;
+    let vod_secret = catalog
+        .server_secret(VOD_SECRET)
+        .await
+        .context("cannot read the playback URL secret")?;
+    let vod = liverec_api::vod::VodSigner::new(
+        vod_secret.as_bytes(),
+        &settings.public_url(api_addr),
+        Duration::from_secs(settings.api.vod_url_ttl_secs),
+    )
+    .context("playback URL secret")?;
     let api_state = Arc::new(ApiState {
         catalog: catalog.clone(),
         recorder: recorders,
         hub: hub.clone(),
         reload_configs,
         settings: settings.api_settings(),
+        storage: storage.clone(),
+        vod,
     });
     tracing::info!(addr = %api_listener.local_addr()?, "api listening");
     let api_cancel = CancellationToken::new();
@@ -201,7 +315,7 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
     let rtmp_cancel = CancellationToken::new();
     let make_handler = {
         let hub = hub.clone();
-        move |_peer| Ingest::new(hub.clone(), domains.clone())
+        move |_peer| Ingest::new(hub.clone(), domains.clone(), published_tx.clone())
     };
     let workers = MediaWorkers::start(settings.ingest.threads)?;
     let rtmp = tokio::spawn(liverec_rtmp::serve_on(
@@ -226,6 +340,15 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
     let supervised = supervisor.await.context("recorder supervisor failed");
     // Recorders and their finalizations have ended (or timed out): nothing left to run there.
     workers.stop().await;
+    // Uploads still queued resume on the next start.
+    background_cancel.cancel();
+    background.close();
+    if tokio::time::timeout(API_DRAIN, background.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("background tasks did not stop within {API_DRAIN:?}");
+    }
     supervised?;
     tracing::info!("shutdown complete");
     Ok(())

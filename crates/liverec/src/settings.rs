@@ -2,6 +2,7 @@
 //! environment variables (`__` separates sections: `LIVEREC_RECORD__DELAY_SECS=30`), then
 //! by command-line flags.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,6 +35,45 @@ pub struct Settings {
     pub spool: SpoolSettings,
     /// The built-in record config applied to every stream.
     pub record: RecordSettings,
+    /// Storage targets by bucket name (a record config's OssBucket). A bucket without a
+    /// section is the local directory `{data_dir}/buckets/{name}/`.
+    pub buckets: BTreeMap<String, BucketSettings>,
+    pub storage: StorageSettings,
+}
+
+/// One `[buckets.NAME]` section.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketSettings {
+    /// `local` (default) or `s3`.
+    #[serde(rename = "type", default = "default_bucket_type")]
+    pub kind: String,
+    /// Local targets: the directory (default `{data_dir}/buckets/{name}`).
+    pub path: Option<PathBuf>,
+    /// S3: `http(s)://host:port` of an S3-compatible service; absent = AWS.
+    pub endpoint: Option<String>,
+    /// S3: the real bucket (default: the section's name).
+    pub bucket: Option<String>,
+    pub region: Option<String>,
+    /// S3 credentials; absent: the usual `AWS_*` variables.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// S3: `bucket.host` URLs instead of path-style ones.
+    #[serde(default)]
+    pub virtual_hosted: bool,
+    /// Recordings older than this many days are deleted (objects and index rows).
+    pub retention_days: Option<f64>,
+}
+
+fn default_bucket_type() -> String {
+    "local".to_owned()
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    /// How often the retention sweep looks for expired recordings.
+    pub retention_sweep_secs: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -70,6 +110,11 @@ pub struct ApiSettings {
     /// When set, only these OssBucket names are accepted (each a directory under
     /// `data/buckets/`); otherwise any valid name is.
     pub buckets: Option<Vec<String>>,
+    /// Where clients reach the API port: RecordUrls start with it (default
+    /// `http://127.0.0.1:{api port}`).
+    pub public_url: Option<String>,
+    /// How long a RecordUrl stays valid.
+    pub vod_url_ttl_secs: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -153,6 +198,8 @@ impl Default for Settings {
                 qps: std::collections::HashMap::new(),
                 strict_domains: false,
                 buckets: None,
+                public_url: None,
+                vod_url_ttl_secs: 86_400,
             },
             hub: HubSettings {
                 gop_cache_bytes: 16 * 1024 * 1024,
@@ -176,6 +223,10 @@ impl Default for Settings {
                     slice_object_prefix: default_slice_object_prefix(),
                 }],
             },
+            buckets: BTreeMap::new(),
+            storage: StorageSettings {
+                retention_sweep_secs: 3600.0,
+            },
         }
     }
 }
@@ -194,6 +245,8 @@ const SETTING_KEYS: &[&str] = &[
     "hub",
     "spool",
     "record",
+    "buckets",
+    "storage",
 ];
 
 /// A positive, finite number of seconds.
@@ -227,6 +280,7 @@ impl Settings {
         let settings: Settings = figment.extract().context("invalid settings")?;
         settings.record_config()?;
         settings.qps_by_action()?;
+        settings.check_buckets()?;
         Ok(settings)
     }
 
@@ -251,6 +305,73 @@ impl Settings {
                 Ok(((*action).to_owned(), qps))
             })
             .collect()
+    }
+
+    /// Checks every `[buckets.NAME]` section.
+    pub fn check_buckets(&self) -> anyhow::Result<()> {
+        for (name, b) in &self.buckets {
+            liverec_hub::validate_name("bucket name", name)
+                .with_context(|| format!("[buckets.{name}]"))?;
+            let s3_only = [
+                ("endpoint", b.endpoint.is_some()),
+                ("bucket", b.bucket.is_some()),
+                ("region", b.region.is_some()),
+                ("access_key_id", b.access_key_id.is_some()),
+                ("secret_access_key", b.secret_access_key.is_some()),
+                ("virtual_hosted", b.virtual_hosted),
+            ];
+            match b.kind.as_str() {
+                "local" => {
+                    if let Some((key, _)) = s3_only.iter().find(|(_, set)| *set) {
+                        bail!("[buckets.{name}] {key} is for type = \"s3\"; this bucket is local");
+                    }
+                }
+                "s3" => {
+                    if b.path.is_some() {
+                        bail!("[buckets.{name}] path is for type = \"local\"");
+                    }
+                    if let Some(endpoint) = &b.endpoint
+                        && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+                    {
+                        bail!(
+                            "[buckets.{name}] endpoint must be an http:// or https:// URL, not {endpoint:?}"
+                        );
+                    }
+                    if b.access_key_id.is_some() != b.secret_access_key.is_some() {
+                        bail!(
+                            "[buckets.{name}] set both access_key_id and secret_access_key, or neither"
+                        );
+                    }
+                }
+                other => bail!("[buckets.{name}] type must be \"local\" or \"s3\", not {other:?}"),
+            }
+            if let Some(days) = b.retention_days
+                && !(days.is_finite() && days > 0.0)
+            {
+                bail!("[buckets.{name}] retention_days must be a positive number, not {days}");
+            }
+        }
+        secs(
+            "storage.retention_sweep_secs",
+            self.storage.retention_sweep_secs,
+        )?;
+        if let Some(url) = &self.api.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("api.public_url must be an http:// or https:// URL, not {url:?}");
+        }
+        if self.api.vod_url_ttl_secs == 0 {
+            bail!("api.vod_url_ttl_secs must be positive");
+        }
+        Ok(())
+    }
+
+    /// The base of RecordUrls, given the API's bound address.
+    pub fn public_url(&self, api_addr: SocketAddr) -> String {
+        match &self.api.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://127.0.0.1:{}", api_addr.port()),
+        }
     }
 
     /// The database URL, defaulting to SQLite in the data directory.
@@ -372,6 +493,44 @@ mod tests {
             err.contains("RealTimeRecordComand") && err.contains("names no action"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn bucket_sections_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("liverec.toml");
+        std::fs::write(
+            &path,
+            "[buckets.archive]\ntype = \"s3\"\nendpoint = \"http://127.0.0.1:9000\"\nbucket = \"rec-archive\"\nregion = \"us-east-1\"\naccess_key_id = \"a\"\nsecret_access_key = \"b\"\nretention_days = 30\n[buckets.disk]\npath = \"/srv/rec\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&path)).unwrap();
+        let archive = &s.buckets["archive"];
+        assert_eq!(archive.kind, "s3");
+        assert_eq!(archive.bucket.as_deref(), Some("rec-archive"));
+        assert_eq!(archive.retention_days, Some(30.0));
+        assert_eq!(s.buckets["disk"].kind, "local");
+        for (bad, why) in [
+            ("[buckets.x]\ntype = \"ftp\"\n", "type must be"),
+            (
+                "[buckets.x]\nendpoint = \"http://h\"\n",
+                "is for type = \"s3\"",
+            ),
+            (
+                "[buckets.x]\ntype = \"s3\"\nendpoint = \"h:9000\"\n",
+                "http:// or https://",
+            ),
+            (
+                "[buckets.x]\ntype = \"s3\"\naccess_key_id = \"a\"\n",
+                "or neither",
+            ),
+            ("[buckets.x]\nretention_days = 0\n", "positive"),
+            ("[buckets.\"../x\"]\n", "bucket name"),
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            let err = format!("{:#}", Settings::load(Some(&path)).unwrap_err());
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 
     #[test]

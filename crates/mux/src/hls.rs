@@ -27,6 +27,11 @@ const DURATION_DECIMALS: usize = 3;
 pub struct Segment {
     pub uri: String,
     pub duration_secs: f64,
+    /// `EXT-X-DISCONTINUITY` before the segment: its timestamps do not follow the previous
+    /// one's (another recording, in a generated index).
+    pub discontinuity: bool,
+    /// A new `EXT-X-MAP` init segment from this segment on.
+    pub map_uri: Option<String>,
 }
 
 /// A media playlist (RFC 8216 §4.3.3) with media sequence 0.
@@ -53,9 +58,23 @@ impl MediaPlaylist {
 
     /// Appends a segment.
     pub fn push(&mut self, uri: impl Into<String>, duration_secs: f64) {
+        self.push_after_break(uri, duration_secs, false, None);
+    }
+
+    /// Appends a segment that follows a discontinuity and/or switches to another init
+    /// segment (`EXT-X-MAP`).
+    pub fn push_after_break(
+        &mut self,
+        uri: impl Into<String>,
+        duration_secs: f64,
+        discontinuity: bool,
+        map_uri: Option<String>,
+    ) {
         self.segments.push(Segment {
             uri: uri.into(),
             duration_secs,
+            discontinuity,
+            map_uri,
         });
     }
 
@@ -77,7 +96,7 @@ impl MediaPlaylist {
 
     /// The protocol version the playlist needs.
     pub fn version(&self) -> u8 {
-        if self.map_uri.is_some() {
+        if self.map_uri.is_some() || self.segments.iter().any(|s| s.map_uri.is_some()) {
             VERSION_FMP4
         } else {
             VERSION_TS
@@ -109,6 +128,14 @@ impl MediaPlaylist {
             } else {
                 0.0
             };
+            if segment.discontinuity {
+                out.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            if let Some(map) = &segment.map_uri {
+                out.push_str("#EXT-X-MAP:URI=\"");
+                push_clean(out, map, true);
+                out.push_str("\"\n");
+            }
             let _ = writeln!(out, "#EXTINF:{duration:.DURATION_DECIMALS$},");
             push_clean(out, &segment.uri, false);
             out.push('\n');
@@ -167,6 +194,24 @@ mod tests {
     }
 
     #[test]
+    fn discontinuities_and_init_switches() {
+        let mut playlist = MediaPlaylist::new();
+        playlist.map_uri = Some("a_init.mp4".into());
+        playlist.push("a_0.m4s", 4.0);
+        playlist.push_after_break("b_0.m4s", 4.0, true, Some("b_init.mp4".into()));
+        playlist.ended = true;
+        let text = playlist.to_m3u8();
+        assert!(
+            text.contains("a_0.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"b_init.mp4\"\n#EXTINF:4.000,\nb_0.m4s\n"),
+            "{text}"
+        );
+        assert_eq!(playlist.version(), VERSION_FMP4);
+        let mut ts = MediaPlaylist::new();
+        ts.push_after_break("x.ts", 1.0, true, None);
+        assert_eq!(ts.version(), VERSION_TS);
+    }
+
+    #[test]
     fn ended_cmaf_playlist_with_map_and_comment() {
         let playlist = MediaPlaylist {
             min_target_duration: 6,
@@ -175,6 +220,8 @@ mod tests {
             segments: vec![Segment {
                 uri: "rec_0.m4s".into(),
                 duration_secs: 4.0004,
+                discontinuity: false,
+                map_uri: None,
             }],
             ended: true,
         };

@@ -34,14 +34,11 @@ pub enum Format {
 }
 
 impl Format {
+    /// The format of an API or config name, in any case.
     pub fn parse(name: &str) -> Option<Self> {
-        match name.to_ascii_lowercase().as_str() {
-            "m3u8" => Some(Self::M3u8),
-            "mp4" => Some(Self::Mp4),
-            "flv" => Some(Self::Flv),
-            "cmaf" => Some(Self::Cmaf),
-            _ => None,
-        }
+        Self::ALL
+            .into_iter()
+            .find(|f| f.as_str().eq_ignore_ascii_case(name))
     }
 
     pub fn as_str(self) -> &'static str {
@@ -53,14 +50,34 @@ impl Format {
         }
     }
 
-    /// Extension of the recording file (the playlist for segmented formats).
+    /// Extension of the recording file (the playlist for segmented formats). The two playlist
+    /// formats differ, so both formats of one recording can be told apart (DESIGN.md "Object
+    /// names").
     pub fn extension(self) -> &'static str {
         match self {
-            Self::M3u8 | Self::Cmaf => "m3u8",
+            Self::M3u8 => "m3u8",
+            Self::Cmaf => "cmaf.m3u8",
             Self::Mp4 => "mp4",
             Self::Flv => "flv",
         }
     }
+
+    /// Extension of a segment, for the segmented formats.
+    pub fn segment_extension(self) -> Option<&'static str> {
+        match self {
+            Self::M3u8 => Some("ts"),
+            Self::Cmaf => Some("m4s"),
+            Self::Mp4 | Self::Flv => None,
+        }
+    }
+
+    /// HLS-style formats: segments and a playlist.
+    pub fn is_segmented(self) -> bool {
+        self.segment_extension().is_some()
+    }
+
+    /// Every format, in the order the API lists them.
+    pub const ALL: [Format; 4] = [Self::M3u8, Self::Mp4, Self::Flv, Self::Cmaf];
 }
 
 /// One output format of a record config.

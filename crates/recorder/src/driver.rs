@@ -1,7 +1,6 @@
 //! The task that drives one stream's [`Machine`]: the only async code around it. It owns the
 //! hub subscription, the timer and the outputs, and carries out the machine's actions.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,9 +13,9 @@ use crate::config::{ConfigSource, RecordConfig};
 use crate::machine::{
     Action, Command, CommandOutcome, Event, FrameMeta, Machine, MachineConfig, Mode,
 };
-use crate::output::{FileSink, FrameIn, Output, OutputContext};
+use crate::output::{FrameIn, Output, OutputContext, new_id};
 use crate::spool::SpoolPolicy;
-use crate::target::LocalTarget;
+use liverec_storage::Storage;
 
 /// Longest time a recorder spends writing its queued frames at shutdown.
 const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
@@ -36,10 +35,11 @@ pub enum CommandReply {
 pub struct RecorderDeps {
     pub hub: Hub,
     pub configs: Arc<dyn ConfigSource>,
-    pub data_dir: PathBuf,
+    /// Where files go (by the record config's bucket); finished files reach the record index
+    /// through its completion hook.
+    pub storage: Arc<Storage>,
     pub policy: SpoolPolicy,
     pub subscribe: SubscribeOptions,
-    pub sink: FileSink,
     /// Background finalizations.
     pub finalizers: TaskTracker,
 }
@@ -328,8 +328,8 @@ impl Driver {
     }
 
     fn outputs(&self, config: &RecordConfig) -> Vec<Output> {
-        let target = LocalTarget::in_data_dir(&self.deps.data_dir, &config.bucket)
-            .with_endpoint(&config.endpoint);
+        let target = self.deps.storage.target(&config.bucket);
+        let session_id = new_id();
         config
             .formats
             .iter()
@@ -338,8 +338,9 @@ impl Driver {
                     key: self.key.clone(),
                     spec: spec.clone(),
                     target: target.clone(),
+                    endpoint: config.endpoint.clone(),
+                    session_id: session_id.clone(),
                     policy: self.deps.policy,
-                    sink: self.deps.sink.clone(),
                     tasks: self.deps.finalizers.clone(),
                 })
             })

@@ -5,57 +5,148 @@ mod error;
 mod file;
 mod segmented;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use liverec_hub::StreamKey;
 use liverec_media::{Frame, TrackKind, Tracks};
+use liverec_storage::Target;
+use liverec_storage::layout::NameVars;
+use serde::{Deserialize, Serialize};
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Format, FormatSpec};
 use crate::spool::SpoolPolicy;
-use crate::target::LocalTarget;
 
 pub use error::OutputError;
 use file::FileOutput;
 use segmented::SegmentedOutput;
 
 /// A finished recording file (MP4/FLV file, or HLS/CMAF playlist with its segments): one row of
-/// the record index.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// the record index. It travels with the file's store request and reaches the index once the
+/// object exists (for a remote target, after the upload), so it is serializable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileRecord {
+    /// Chosen when the file opens, so a retried or recovered completion indexes it once.
+    pub record_id: String,
+    /// The recording (start to finalize) the file belongs to.
+    pub session_id: String,
+    #[serde(with = "stream_key")]
     pub key: StreamKey,
     pub format: Format,
     pub bucket: String,
     pub endpoint: String,
-    /// Object name of the file (the playlist for segmented formats) inside the bucket.
+    /// Object name of the file (the playlist for segmented formats) inside the bucket; filled
+    /// in by the target when it stores the file.
     pub object: String,
+    /// The OssObjectPrefix template the name came from.
+    pub object_prefix: String,
+    #[serde(with = "unix_ms")]
     pub start: SystemTime,
+    #[serde(with = "unix_ms")]
     pub end: SystemTime,
     pub duration_ms: u64,
     /// Bytes, segments included.
     pub size: u64,
     pub width: u32,
     pub height: u32,
-    /// Segment object names (m3u8, cmaf; the init segment first for cmaf).
-    pub segments: Vec<String>,
+    /// CMAF's init segment.
+    pub init_object: Option<String>,
+    /// Segments in playlist order (m3u8, cmaf).
+    pub segments: Vec<SegmentRecord>,
 }
 
-/// Receives every finished file (indexes it, queues callbacks). Awaited by the finalize task,
-/// so shutdown waits for it too.
-pub type FileSink =
-    Arc<dyn Fn(FileRecord) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+/// One stored segment of a playlist.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentRecord {
+    pub object: String,
+    /// Wall clock of the segment's first frame.
+    #[serde(with = "unix_ms")]
+    pub start: SystemTime,
+    pub duration_ms: u64,
+    pub size: u64,
+}
+
+/// A new unique id (record ids, recording sessions).
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+mod unix_ms {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        let ms = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        s.serialize_u64(u64::try_from(ms).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        Ok(UNIX_EPOCH + Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+mod stream_key {
+    use liverec_hub::StreamKey;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Key {
+        domain: String,
+        app: String,
+        stream: String,
+    }
+
+    pub fn serialize<S: Serializer>(k: &StreamKey, s: S) -> Result<S::Ok, S::Error> {
+        Key {
+            domain: k.domain.clone(),
+            app: k.app.clone(),
+            stream: k.stream.clone(),
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<StreamKey, D::Error> {
+        let k = Key::deserialize(d)?;
+        Ok(StreamKey {
+            domain: k.domain,
+            app: k.app,
+            stream: k.stream,
+        })
+    }
+}
+
+/// Template variables of `key` at the given times.
+pub(crate) fn name_vars(
+    key: &StreamKey,
+    start: SystemTime,
+    end: SystemTime,
+    unix: SystemTime,
+    sequence: u64,
+) -> NameVars<'_> {
+    NameVars {
+        domain: &key.domain,
+        app: &key.app,
+        stream: &key.stream,
+        start,
+        end,
+        unix,
+        sequence,
+    }
+}
 
 /// What an output needs from its surroundings.
 #[derive(Clone)]
 pub struct OutputContext {
     pub key: StreamKey,
     pub spec: FormatSpec,
-    pub target: LocalTarget,
+    pub target: Arc<dyn Target>,
+    /// OssEndpoint of the record config, echoed in the record index.
+    pub endpoint: String,
+    /// The recording these files belong to.
+    pub session_id: String,
     pub policy: SpoolPolicy,
-    pub sink: FileSink,
     /// Background finalizations; shutdown waits for them.
     pub tasks: TaskTracker,
 }
@@ -90,9 +181,10 @@ pub enum Output {
 
 impl Output {
     pub fn new(ctx: OutputContext) -> Self {
-        match ctx.spec.format {
-            Format::Mp4 | Format::Flv => Self::File(FileOutput::new(ctx)),
-            Format::M3u8 | Format::Cmaf => Self::Segmented(SegmentedOutput::new(ctx)),
+        if ctx.spec.format.is_segmented() {
+            Self::Segmented(SegmentedOutput::new(ctx))
+        } else {
+            Self::File(FileOutput::new(ctx))
         }
     }
 
@@ -233,6 +325,11 @@ impl FileClock {
     fn elapsed(&self, dts: i64) -> i64 {
         dts - self.start
     }
+}
+
+/// The completion a store request carries: the index row, as JSON.
+fn completion(record: &FileRecord) -> Result<serde_json::Value, OutputError> {
+    serde_json::to_value(record).map_err(|e| OutputError::Io(std::io::Error::other(e)))
 }
 
 /// Writes a spool file's recovery sidecar off the runtime.

@@ -6,7 +6,7 @@
 //! (and, for playlists, after every segment), so recovery needs no database.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -14,17 +14,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use liverec_hub::StreamKey;
 use liverec_mux::fmp4;
 use liverec_mux::hls::MediaPlaylist;
+use liverec_storage::layout::{self, ObjectName, Spool, relative_uri};
+use liverec_storage::{Storage, StoreRequest, Target};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Format;
-use crate::names::{NameVars, relative_uri, render};
-use crate::output::{FileRecord, FileSink};
-use crate::target::{LocalTarget, SPOOL_DIR};
+use crate::output::{FileRecord, OutputContext, SegmentRecord, name_vars};
 
-/// Version of the sidecar format.
-const META_VERSION: u32 = 1;
+/// Version of the sidecar format (2: ids, file sequence, picture size, segment records).
+const META_VERSION: u32 = 2;
 /// Sidecar files larger than this are not ours.
 const MAX_META_BYTES: u64 = 16 * 1024 * 1024;
+/// Largest CMAF init segment read back for recovery.
+const MAX_INIT_BYTES: u64 = 4 * 1024 * 1024;
 const TS_PACKET: u64 = 188;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -32,6 +34,14 @@ pub struct MetaKey {
     pub domain: String,
     pub app: String,
     pub stream: String,
+}
+
+/// A committed segment as sidecars list it; version 1 wrote `[object, seconds]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MetaSegment {
+    Stored(SegmentRecord),
+    V1(String, f64),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -42,10 +52,13 @@ pub enum MetaKind {
     /// A segmented recording; the spool file is its growing playlist.
     Playlist {
         init_object: Option<String>,
-        /// Committed segments: object name, seconds.
-        segments: Vec<(String, f64)>,
+        /// Committed segments.
+        segments: Vec<MetaSegment>,
         /// The segment being written, if any.
         open_segment: Option<PathBuf>,
+        /// Wall clock of the open segment's first frame (Unix ms).
+        #[serde(default)]
+        open_segment_start_ms: Option<u64>,
     },
 }
 
@@ -62,39 +75,65 @@ pub struct SpoolMeta {
     /// OssEndpoint to report in the record index.
     #[serde(default)]
     pub endpoint: String,
+    /// The index row's id, so a file recovered twice is indexed once.
+    #[serde(default)]
+    pub record_id: String,
+    #[serde(default)]
+    pub session_id: String,
+    /// The file's number within its recording.
+    #[serde(default)]
+    pub sequence: u64,
+    #[serde(default)]
+    pub width: u32,
+    #[serde(default)]
+    pub height: u32,
     #[serde(flatten)]
     pub kind: MetaKind,
 }
 
+/// Unix milliseconds of `t` (0 before the epoch).
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn from_unix_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
 impl SpoolMeta {
-    pub fn new(
-        key: &StreamKey,
-        spec: &crate::config::FormatSpec,
-        endpoint: &str,
+    pub(crate) fn new(
+        ctx: &OutputContext,
+        record_id: &str,
+        sequence: u64,
         start: SystemTime,
+        (width, height): (u32, u32),
         kind: MetaKind,
     ) -> Self {
         Self {
             version: META_VERSION,
             key: MetaKey {
-                domain: key.domain.clone(),
-                app: key.app.clone(),
-                stream: key.stream.clone(),
+                domain: ctx.key.domain.clone(),
+                app: ctx.key.app.clone(),
+                stream: ctx.key.stream.clone(),
             },
-            format: spec.format,
-            object_prefix: spec.object_prefix.clone(),
-            slice_object_prefix: spec.slice_object_prefix.clone(),
-            slice_secs: spec.slice.as_secs(),
-            endpoint: endpoint.to_owned(),
-            start_unix_ms: start
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            format: ctx.spec.format,
+            object_prefix: ctx.spec.object_prefix.clone(),
+            slice_object_prefix: ctx.spec.slice_object_prefix.clone(),
+            slice_secs: ctx.spec.slice.as_secs(),
+            endpoint: ctx.endpoint.clone(),
+            start_unix_ms: unix_ms(start),
+            record_id: record_id.to_owned(),
+            session_id: ctx.session_id.clone(),
+            sequence,
+            width,
+            height,
             kind,
         }
     }
 
     fn start(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_millis(self.start_unix_ms)
+        from_unix_ms(self.start_unix_ms)
     }
 
     fn stream_key(&self) -> StreamKey {
@@ -104,18 +143,58 @@ impl SpoolMeta {
             stream: self.key.stream.clone(),
         }
     }
-}
 
-/// The sidecar path of a spool file.
-pub fn meta_path(spool_file: &Path) -> PathBuf {
-    let mut name = spool_file.as_os_str().to_owned();
-    name.push(".json");
-    PathBuf::from(name)
+    /// The index row of the recovered file, before the target names it.
+    fn record(
+        &self,
+        bucket: &str,
+        duration_ms: u64,
+        size: u64,
+        init_object: Option<String>,
+        segments: Vec<SegmentRecord>,
+    ) -> FileRecord {
+        let record_id = if self.record_id.is_empty() {
+            crate::output::new_id()
+        } else {
+            self.record_id.clone()
+        };
+        FileRecord {
+            record_id,
+            session_id: self.session_id.clone(),
+            key: self.stream_key(),
+            format: self.format,
+            bucket: bucket.to_owned(),
+            endpoint: self.endpoint.clone(),
+            object: String::new(),
+            object_prefix: self.object_prefix.clone(),
+            start: self.start(),
+            end: self.start() + Duration::from_millis(duration_ms),
+            duration_ms,
+            size,
+            width: self.width,
+            height: self.height,
+            init_object,
+            segments,
+        }
+    }
+
+    /// The recovered file's object name.
+    fn object_name(&self, duration_ms: u64) -> Result<ObjectName, RecoveryError> {
+        let key = self.stream_key();
+        let start = self.start();
+        let end = start + Duration::from_millis(duration_ms);
+        let vars = name_vars(&key, start, end, start, self.sequence);
+        Ok(layout::file_object(
+            &self.object_prefix,
+            &vars,
+            self.format.extension(),
+        )?)
+    }
 }
 
 /// Writes the sidecar atomically (temp file + rename). Blocking.
 pub fn write_meta(spool_file: &Path, meta: &SpoolMeta) -> io::Result<()> {
-    let path = meta_path(spool_file);
+    let path = layout::sidecar_path(spool_file);
     let mut tmp = path.clone().into_os_string();
     tmp.push(".tmp");
     let json = serde_json::to_vec(meta).map_err(io::Error::other)?;
@@ -128,75 +207,80 @@ pub fn write_meta(spool_file: &Path, meta: &SpoolMeta) -> io::Result<()> {
 
 /// Removes the sidecar of a finished spool file. Blocking; a missing file is fine.
 pub fn remove_meta(spool_file: &Path) {
-    let _ = std::fs::remove_file(meta_path(spool_file));
+    let _ = std::fs::remove_file(layout::sidecar_path(spool_file));
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecoveryError {
     #[error("storage: {0}")]
     Io(#[from] io::Error),
+    #[error("storage target: {0}")]
+    Storage(#[from] liverec_storage::StorageError),
     #[error("mp4: {0}")]
     Mp4(#[from] fmp4::RecoverError),
     #[error("object name: {0}")]
-    Name(#[from] crate::names::NameError),
+    Name(#[from] liverec_storage::NameError),
     #[error("sidecar: {0}")]
     Meta(#[from] serde_json::Error),
     #[error("nothing recordable in the file")]
     Empty,
 }
 
-/// Finalizes every spooled recording under `data_dir/buckets/*`. Returns how many files were
-/// recovered.
-pub async fn recover_all(data_dir: &Path, sink: &FileSink) -> usize {
-    let buckets = data_dir.join("buckets");
-    let metas = match tokio::task::spawn_blocking(move || find_metas(&buckets)).await {
-        Ok(m) => m,
-        Err(_) => return 0,
-    };
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RecoveryError> + Send + 'static,
+) -> Result<T, RecoveryError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RecoveryError::Io(io::Error::other(e)))?
+}
+
+/// Finalizes every recording left in a spool of `storage`'s targets (stored under its final
+/// name, indexed through the targets' completion hook). Returns how many files were recovered.
+pub async fn recover_all(storage: &Storage) -> usize {
     let mut recovered = 0;
-    for (target, spool_file) in metas {
-        let (t, f) = (target.clone(), spool_file.clone());
-        match tokio::task::spawn_blocking(move || recover_one(&t, &f)).await {
-            Ok(Ok(record)) => {
-                tracing::info!(stream = %record.key, format = record.format.as_str(), object = %record.object,
-                    duration_ms = record.duration_ms, "recovered an unfinished recording");
-                sink(record).await;
-                recovered += 1;
+    for target in storage.targets_with_spools() {
+        let dir = target.spool().dir().to_owned();
+        let sidecars = match blocking(move || Ok(find_sidecars(&dir))).await {
+            Ok(s) => s,
+            Err(_) => continue,
+        };
+        for spool_file in sidecars {
+            match recover_one(target.as_ref(), &spool_file).await {
+                Ok(Some(record)) => {
+                    tracing::info!(stream = %record.key, format = record.format.as_str(), bucket = %record.bucket,
+                        object = %record.object, duration_ms = record.duration_ms, "recovered an unfinished recording");
+                    recovered += 1;
+                }
+                Ok(None) => {}
+                Err(RecoveryError::Empty) => {
+                    tracing::info!(spool = %spool_file.display(), "spooled recording held no media; removed")
+                }
+                Err(err) => {
+                    tracing::warn!(spool = %spool_file.display(), %err, "cannot recover spooled recording; it is left in place")
+                }
             }
-            Ok(Err(err)) => {
-                tracing::warn!(spool = %spool_file.display(), %err, "cannot recover spooled recording; it is left in place")
-            }
-            Err(err) => tracing::error!(%err, "recovery task failed"),
         }
     }
     recovered
 }
 
-fn find_metas(buckets: &Path) -> Vec<(LocalTarget, PathBuf)> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(buckets) else {
-        return out;
+/// Spool files with a sidecar. Blocking.
+fn find_sidecars(spool_dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(spool_dir) else {
+        return Vec::new();
     };
-    for bucket in entries.flatten() {
-        let Some(name) = bucket.file_name().to_str().map(str::to_owned) else {
-            continue;
-        };
-        let target = LocalTarget::new(name, bucket.path());
-        let Ok(spool) = std::fs::read_dir(bucket.path().join(SPOOL_DIR)) else {
-            continue;
-        };
-        for entry in spool.flatten() {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                out.push((target.clone(), path.with_extension("")));
-            }
-        }
-    }
-    out
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| Spool::is_sidecar(p))
+        .map(|p| Spool::file_of_sidecar(&p))
+        .collect();
+    files.sort();
+    files
 }
 
 fn read_meta(spool_file: &Path) -> Result<SpoolMeta, RecoveryError> {
-    let path = meta_path(spool_file);
+    let path = layout::sidecar_path(spool_file);
     let mut data = Vec::new();
     File::open(&path)?
         .take(MAX_META_BYTES)
@@ -204,86 +288,70 @@ fn read_meta(spool_file: &Path) -> Result<SpoolMeta, RecoveryError> {
     Ok(serde_json::from_slice(&data)?)
 }
 
-fn recover_one(target: &LocalTarget, spool_file: &Path) -> Result<FileRecord, RecoveryError> {
-    let meta = read_meta(spool_file)?;
-    let result = match &meta.kind {
-        MetaKind::File => recover_file(target, spool_file, &meta),
+/// Recovers one spool file; `None` when there was nothing left to do.
+async fn recover_one(
+    target: &dyn Target,
+    spool_file: &Path,
+) -> Result<Option<FileRecord>, RecoveryError> {
+    let path = spool_file.to_owned();
+    let meta = blocking(move || read_meta(&path)).await?;
+    let exists = {
+        let path = spool_file.to_owned();
+        blocking(move || Ok(path.exists())).await?
+    };
+    if target.holds(spool_file).await? || !exists {
+        // Stored before the crash (a remote target still uploads it, or a local one moved it
+        // into place); only its sidecar was left.
+        let path = spool_file.to_owned();
+        blocking(move || {
+            remove_meta(&path);
+            Ok(())
+        })
+        .await?;
+        return Ok(None);
+    }
+    let result = match meta.kind.clone() {
+        MetaKind::File => recover_file(target, spool_file, &meta).await,
         MetaKind::Playlist {
             init_object,
             segments,
             open_segment,
-        } => recover_playlist(
-            target,
-            spool_file,
-            &meta,
-            init_object.as_deref(),
-            segments,
-            open_segment.as_deref(),
-        ),
+            open_segment_start_ms,
+        } => {
+            recover_playlist(
+                target,
+                spool_file,
+                &meta,
+                init_object,
+                segments,
+                open_segment.zip(Some(open_segment_start_ms)),
+            )
+            .await
+        }
     };
     if matches!(result, Err(RecoveryError::Empty)) {
         // Nothing playable was written before the crash: drop the leftovers.
-        let _ = std::fs::remove_file(spool_file);
-        remove_meta(spool_file);
+        let path = spool_file.to_owned();
+        let _ = blocking(move || {
+            let _ = std::fs::remove_file(&path);
+            remove_meta(&path);
+            Ok(())
+        })
+        .await;
     }
-    result
+    result.map(Some)
 }
 
-fn record(
-    meta: &SpoolMeta,
-    target: &LocalTarget,
-    object: String,
-    duration_ms: u64,
-    size: u64,
-    segments: Vec<String>,
-) -> FileRecord {
-    FileRecord {
-        key: meta.stream_key(),
-        format: meta.format,
-        bucket: target.bucket().to_owned(),
-        endpoint: meta.endpoint.clone(),
-        object,
-        start: meta.start(),
-        end: meta.start() + Duration::from_millis(duration_ms),
-        duration_ms,
-        size,
-        width: 0,
-        height: 0,
-        segments,
-    }
-}
-
-fn object_name(
-    meta: &SpoolMeta,
-    prefix: &str,
-    duration_ms: u64,
-    extension: &str,
-) -> Result<String, RecoveryError> {
-    let key = meta.stream_key();
-    let start = meta.start();
-    let vars = NameVars {
-        key: &key,
-        start,
-        end: start + Duration::from_millis(duration_ms),
-        unix: start,
-        sequence: 0,
-    };
-    Ok(format!("{}.{extension}", render(prefix, &vars)?))
-}
-
-fn recover_file(
-    target: &LocalTarget,
-    spool_file: &Path,
-    meta: &SpoolMeta,
-) -> Result<FileRecord, RecoveryError> {
+/// Makes a torn MP4 or FLV file whole in place; returns its duration and size. Blocking.
+fn repair_file(spool_file: &Path, format: Format) -> Result<(u64, u64), RecoveryError> {
     let mut file = File::options().read(true).write(true).open(spool_file)?;
-    let duration_ms = match meta.format {
+    let duration_ms = match format {
         Format::Flv => {
             let (valid_len, duration_ms) = scan_flv(&mut file)?;
             file.set_len(valid_len)?;
             duration_ms
         }
-        _ => {
+        Format::Mp4 => {
             let recovery = match fmp4::recover(&mut file) {
                 Ok(r) if r.fragment_count > 0 => r,
                 Ok(_) | Err(fmp4::RecoverError::NoInit) => return Err(RecoveryError::Empty),
@@ -296,19 +364,41 @@ fn recover_file(
             }
             recovery.duration_ms
         }
+        Format::M3u8 | Format::Cmaf => {
+            return Err(RecoveryError::Io(io::Error::other(format!(
+                "a {} sidecar describes a single file",
+                format.as_str()
+            ))));
+        }
     };
     file.sync_all()?;
     let size = file.seek(SeekFrom::End(0))?;
-    drop(file);
-    let object = object_name(
-        meta,
-        &meta.object_prefix,
-        duration_ms,
-        meta.format.extension(),
-    )?;
-    let object = target.commit(spool_file, &object)?;
-    remove_meta(spool_file);
-    Ok(record(meta, target, object, duration_ms, size, Vec::new()))
+    Ok((duration_ms, size))
+}
+
+async fn recover_file(
+    target: &dyn Target,
+    spool_file: &Path,
+    meta: &SpoolMeta,
+) -> Result<FileRecord, RecoveryError> {
+    let (path, format) = (spool_file.to_owned(), meta.format);
+    let (duration_ms, size) = blocking(move || repair_file(&path, format)).await?;
+    let mut record = meta.record(target.bucket(), duration_ms, size, None, Vec::new());
+    record.object = target
+        .store(StoreRequest {
+            spool_file: spool_file.to_owned(),
+            name: meta.object_name(duration_ms)?,
+            group: None,
+            completion: Some(serde_json::to_value(&record)?),
+        })
+        .await?;
+    let path = spool_file.to_owned();
+    blocking(move || {
+        remove_meta(&path);
+        Ok(())
+    })
+    .await?;
+    Ok(record)
 }
 
 /// Finds the end of the last complete FLV tag and the media time it spans, reading only tag
@@ -387,101 +477,182 @@ fn ts_duration(file: &mut File, len: u64) -> io::Result<f64> {
     })
 }
 
-/// How much of a torn segment to keep (bytes, seconds), or `None` if nothing decodes.
+/// How much of a torn segment to keep (bytes, milliseconds), or `None` if nothing decodes.
+/// Blocking.
 fn torn_segment(
-    target: &LocalTarget,
-    meta: &SpoolMeta,
-    init_object: Option<&str>,
+    format: Format,
+    init: Option<Vec<u8>>,
     path: &Path,
-) -> Result<Option<(u64, f64)>, RecoveryError> {
+) -> Result<Option<(u64, u64)>, RecoveryError> {
     let mut file = File::open(path)?;
-    if meta.format == Format::Cmaf {
-        let Some(init) = init_object else {
-            return Ok(None);
-        };
-        let mut init = File::open(target.object_path(init))?;
-        let found = fmp4::recover_segment(&mut init, &mut file)?;
-        return Ok((found.fragment_count > 0 && found.duration_ms > 0)
-            .then(|| (found.valid_len, found.duration_ms as f64 / 1000.0)));
+    match format {
+        Format::Cmaf => {
+            let Some(init) = init else {
+                return Ok(None);
+            };
+            let found = fmp4::recover_segment(&mut Cursor::new(init), &mut file)?;
+            Ok((found.fragment_count > 0 && found.duration_ms > 0)
+                .then_some((found.valid_len, found.duration_ms)))
+        }
+        Format::M3u8 => {
+            let len = file.seek(SeekFrom::End(0))? / TS_PACKET * TS_PACKET;
+            let duration = ts_duration(&mut file, len)?;
+            Ok((duration > 0.0).then_some((len, (duration * 1000.0).round() as u64)))
+        }
+        Format::Mp4 | Format::Flv => Ok(None),
     }
-    let len = file.seek(SeekFrom::End(0))? / TS_PACKET * TS_PACKET;
-    let duration = ts_duration(&mut file, len)?;
-    Ok((duration > 0.0).then_some((len, duration)))
 }
 
-fn recover_playlist(
-    target: &LocalTarget,
+/// Keeps what decodes of a torn segment and stores it; `None` if nothing did.
+async fn recover_torn_segment(
+    target: &dyn Target,
     spool_playlist: &Path,
     meta: &SpoolMeta,
     init_object: Option<&str>,
-    segments: &[(String, f64)],
-    open_segment: Option<&Path>,
-) -> Result<FileRecord, RecoveryError> {
-    let mut segments = segments.to_vec();
-    if let Some(path) = open_segment.filter(|p| p.exists()) {
-        // A torn segment keeps what decodes: whole TS packets, or complete CMAF fragments.
-        match torn_segment(target, meta, init_object, path) {
-            Ok(Some((len, duration))) => {
-                let file = File::options().write(true).open(path)?;
+    path: &Path,
+    start: SystemTime,
+    sequence: u64,
+) -> Result<Option<SegmentRecord>, RecoveryError> {
+    let init = match (meta.format, init_object) {
+        (Format::Cmaf, Some(init)) => {
+            Some(liverec_storage::read_to_vec(target, init, MAX_INIT_BYTES).await?)
+        }
+        _ => None,
+    };
+    let (p, format) = (path.to_owned(), meta.format);
+    let kept = blocking(move || {
+        let kept = torn_segment(format, init, &p)?;
+        match kept {
+            Some((len, _)) => {
+                let file = File::options().write(true).open(&p)?;
                 file.set_len(len)?;
                 file.sync_all()?;
-                drop(file);
-                let key = meta.stream_key();
-                let start = meta.start();
-                let vars = NameVars {
-                    key: &key,
-                    start,
-                    end: start,
-                    unix: start,
-                    sequence: segments.len() as u64,
-                };
-                let extension = if meta.format == Format::Cmaf {
-                    "m4s"
-                } else {
-                    "ts"
-                };
-                let object = format!("{}.{extension}", render(&meta.slice_object_prefix, &vars)?);
-                segments.push((target.commit(path, &object)?, duration));
             }
-            Ok(None) => {
-                let _ = std::fs::remove_file(path);
+            None => {
+                let _ = std::fs::remove_file(&p);
             }
-            Err(err) => {
-                tracing::warn!(segment = %path.display(), %err, "torn segment unreadable; dropped");
-                let _ = std::fs::remove_file(path);
+        }
+        Ok(kept)
+    })
+    .await?;
+    let Some((size, duration_ms)) = kept else {
+        return Ok(None);
+    };
+    let key = meta.stream_key();
+    let vars = name_vars(&key, meta.start(), start, start, sequence);
+    let extension = meta.format.segment_extension().unwrap_or("ts");
+    let name = layout::segment_object(&meta.slice_object_prefix, &vars, extension)?;
+    let object = target
+        .store(StoreRequest {
+            spool_file: path.to_owned(),
+            name,
+            group: Some(spool_playlist.display().to_string()),
+            completion: None,
+        })
+        .await?;
+    Ok(Some(SegmentRecord {
+        object,
+        start,
+        duration_ms,
+        size,
+    }))
+}
+
+async fn recover_playlist(
+    target: &dyn Target,
+    spool_playlist: &Path,
+    meta: &SpoolMeta,
+    init_object: Option<String>,
+    segments: Vec<MetaSegment>,
+    open_segment: Option<(PathBuf, Option<u64>)>,
+) -> Result<FileRecord, RecoveryError> {
+    // Version 1 sidecars knew segments by name and length: their starts follow each other.
+    let mut next_start = meta.start();
+    let mut segments: Vec<SegmentRecord> = segments
+        .into_iter()
+        .map(|s| {
+            let record = match s {
+                MetaSegment::Stored(record) => record,
+                MetaSegment::V1(object, secs) => SegmentRecord {
+                    object,
+                    start: next_start,
+                    duration_ms: (secs * 1000.0).round() as u64,
+                    size: 0,
+                },
+            };
+            next_start = record.start + Duration::from_millis(record.duration_ms);
+            record
+        })
+        .collect();
+    if let Some((path, start_ms)) = open_segment {
+        let exists = {
+            let p = path.clone();
+            blocking(move || Ok(p.exists())).await?
+        };
+        if exists {
+            let start = start_ms.map_or(next_start, from_unix_ms);
+            match recover_torn_segment(
+                target,
+                spool_playlist,
+                meta,
+                init_object.as_deref(),
+                &path,
+                start,
+                segments.len() as u64,
+            )
+            .await
+            {
+                Ok(Some(segment)) => segments.push(segment),
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(segment = %path.display(), %err, "torn segment unreadable; dropped");
+                    let _ = tokio::fs::remove_file(&path).await;
+                }
             }
         }
     }
     if segments.is_empty() {
         return Err(RecoveryError::Empty);
     }
-    let duration_ms = (segments.iter().map(|(_, d)| d).sum::<f64>() * 1000.0).round() as u64;
-    let object = object_name(meta, &meta.object_prefix, duration_ms, "m3u8")?;
+    let duration_ms: u64 = segments.iter().map(|s| s.duration_ms).sum();
+    let name = meta.object_name(duration_ms)?;
+    let object = name.to_string();
     let mut playlist = MediaPlaylist::new();
     playlist.min_target_duration = meta.slice_secs;
-    playlist.map_uri = init_object.map(|init| relative_uri(&object, init));
-    for (segment, duration) in &segments {
-        playlist.push(relative_uri(&object, segment), *duration);
+    playlist.map_uri = init_object
+        .as_deref()
+        .map(|init| relative_uri(&object, init));
+    for segment in &segments {
+        playlist.push(
+            relative_uri(&object, &segment.object),
+            segment.duration_ms as f64 / 1000.0,
+        );
     }
     playlist.ended = true;
     let text = playlist.to_m3u8();
-    let mut file = File::create(spool_playlist)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    drop(file);
-    let object = target.commit(spool_playlist, &object)?;
-    remove_meta(spool_playlist);
-    let names = init_object
-        .map(str::to_owned)
-        .into_iter()
-        .chain(segments.into_iter().map(|(o, _)| o))
-        .collect();
-    Ok(record(
-        meta,
-        target,
-        object,
-        duration_ms,
-        text.len() as u64,
-        names,
-    ))
+    let size = text.len() as u64 + segments.iter().map(|s| s.size).sum::<u64>();
+    let path = spool_playlist.to_owned();
+    blocking(move || {
+        let mut file = File::create(&path)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        Ok(())
+    })
+    .await?;
+    let mut record = meta.record(target.bucket(), duration_ms, size, init_object, segments);
+    record.object = target
+        .store(StoreRequest {
+            spool_file: spool_playlist.to_owned(),
+            name,
+            group: Some(spool_playlist.display().to_string()),
+            completion: Some(serde_json::to_value(&record)?),
+        })
+        .await?;
+    let path = spool_playlist.to_owned();
+    blocking(move || {
+        remove_meta(&path);
+        Ok(())
+    })
+    .await?;
+    Ok(record)
 }

@@ -94,7 +94,7 @@ fn valid_prefix(prefix: &str, allowed: &[&str], required: &[&[&str]]) -> bool {
     if prefix.len() > MAX_PREFIX_BYTES {
         return false;
     }
-    if liverec_recorder::names::sanitize(prefix).is_err() {
+    if liverec_storage::layout::sanitize(prefix).is_err() {
         return false;
     }
     let Some(vars) = template_vars(prefix) else {
@@ -128,7 +128,7 @@ fn slice_prefix(value: &str) -> Result<String, ApiError> {
 }
 
 fn is_segmented(format: Format) -> bool {
-    matches!(format, Format::M3u8 | Format::Cmaf)
+    format.is_segmented()
 }
 
 fn default_cycle(format: Format) -> i64 {
@@ -332,7 +332,7 @@ fn oss_endpoint(params: &Params) -> Result<String, ApiError> {
 }
 
 /// A bucket names a directory under `data/buckets/`, so it must be one safe path component.
-fn oss_bucket(params: &Params) -> Result<String, ApiError> {
+pub(super) fn oss_bucket(params: &Params) -> Result<String, ApiError> {
     let v = params.required("OssBucket")?;
     let ok = v.len() <= MAX_BUCKET_LEN
         && !v.starts_with('.')
@@ -355,7 +355,7 @@ fn config_key(params: &Params) -> Result<(String, String, String), ApiError> {
     Ok((domain, app, stream))
 }
 
-fn check_bucket(state: &ApiState, bucket: &str) -> Result<(), ApiError> {
+pub(super) fn check_bucket(state: &ApiState, bucket: &str) -> Result<(), ApiError> {
     match &state.settings.buckets {
         Some(known) if !known.iter().any(|b| b == bucket) => Err(ApiError::OssBucketNotFound),
         _ => Ok(()),

@@ -85,10 +85,14 @@ pub async fn start_with(settings: ApiSettings) -> TestApi {
     let (lifecycle_tx, lifecycle_rx) = tokio::sync::mpsc::channel(64);
     let hub = Hub::new(HubConfig::default(), lifecycle_tx);
     let configs = Arc::new(SwitchConfig(Mutex::new(Some(manual_config()))));
+    let storage = Arc::new(liverec_storage::Storage::new(
+        dir.path(),
+        Arc::new(|_| Box::pin(async {})),
+    ));
     let deps = RecorderDeps {
         hub: hub.clone(),
         configs: configs.clone(),
-        data_dir: dir.path().to_path_buf(),
+        storage: storage.clone(),
         policy: SpoolPolicy::default(),
         subscribe: SubscribeOptions {
             from_gop: true,
@@ -97,7 +101,6 @@ pub async fn start_with(settings: ApiSettings) -> TestApi {
                 max_wait: Duration::from_secs(1),
             },
         },
-        sink: Arc::new(|_| Box::pin(async {})),
         finalizers: TaskTracker::new(),
     };
     let cancel = CancellationToken::new();
@@ -119,6 +122,13 @@ pub async fn start_with(settings: ApiSettings) -> TestApi {
         hub: hub.clone(),
         reload_configs,
         settings,
+        storage,
+        vod: liverec_api::vod::VodSigner::new(
+            b"test secret",
+            "http://127.0.0.1:8080",
+            Duration::from_secs(86_400),
+        )
+        .unwrap(),
     });
     TestApi {
         router: liverec_api::router(state),

@@ -5,12 +5,14 @@ use std::time::SystemTime;
 use liverec_media::{Frame, Tracks};
 use liverec_mux::{Patch, flv, fmp4};
 
+use liverec_storage::StoreRequest;
+use liverec_storage::layout;
+
 use super::{
     Failures, FileClock, FileRecord, FormatWriter, FrameIn, OutputContext, OutputError,
-    boundary_passed, drop_meta, save_meta, video_size,
+    boundary_passed, completion, drop_meta, name_vars, new_id, save_meta, video_size,
 };
 use crate::config::Format;
-use crate::names::{NameVars, render};
 use crate::recovery::{MetaKind, SpoolMeta};
 use crate::spool::SpoolFile;
 
@@ -44,6 +46,9 @@ impl Muxer {
 }
 
 struct OpenFile {
+    record_id: String,
+    /// The file's number within its recording (`{Sequence}` in OssObjectPrefix).
+    sequence: u64,
     muxer: Muxer,
     spool: SpoolFile,
     clock: FileClock,
@@ -56,6 +61,7 @@ struct OpenFile {
 pub struct FileOutput {
     ctx: OutputContext,
     open: Option<OpenFile>,
+    next_sequence: u64,
     failures: Failures,
 }
 
@@ -72,6 +78,7 @@ impl FormatWriter for FileOutput {
 
     async fn open(&mut self, input: &FrameIn<'_>) -> Result<(), OutputError> {
         self.open = Some(self.open_file(input).await?);
+        self.next_sequence += 1;
         Ok(())
     }
 
@@ -90,6 +97,7 @@ impl FileOutput {
         Self {
             ctx,
             open: None,
+            next_sequence: 0,
             failures,
         }
     }
@@ -99,32 +107,35 @@ impl FileOutput {
     }
 
     async fn open_file(&self, input: &FrameIn<'_>) -> Result<OpenFile, OutputError> {
-        let path = self
-            .ctx
-            .target
-            .new_spool_path(self.ctx.spec.format.extension());
+        let format = self.ctx.spec.format;
+        let path = self.ctx.target.spool().new_path(format.extension());
         let mut spool = SpoolFile::create(path.clone(), self.ctx.policy).await?;
+        let record_id = new_id();
         let meta = SpoolMeta::new(
-            &self.ctx.key,
-            &self.ctx.spec,
-            self.ctx.target.endpoint(),
+            &self.ctx,
+            &record_id,
+            self.next_sequence,
             input.wall,
+            video_size(input.tracks),
             MetaKind::File,
         );
         save_meta(path, meta).await?;
-        let muxer = match self.ctx.spec.format {
+        let muxer = match format {
             Format::Flv => {
                 let mut m = flv::Muxer::new(input.tracks);
                 m.header(&mut spool.buf);
                 Muxer::Flv(m)
             }
-            _ => {
+            Format::Mp4 => {
                 let mut m = fmp4::Muxer::new(input.tracks, fmp4::Mode::File)?;
                 m.init(&mut spool.buf)?;
                 Muxer::Mp4(m)
             }
+            Format::M3u8 | Format::Cmaf => return Err(OutputError::WrongOutput(format)),
         };
         Ok(OpenFile {
+            record_id,
+            sequence: self.next_sequence,
             muxer,
             spool,
             clock: FileClock::new(input.dts),
@@ -180,7 +191,6 @@ impl FileOutput {
                         tracing::info!(stream = %ctx.key, format = record.format.as_str(), bucket = %record.bucket,
                             object = %record.object, duration_ms = record.duration_ms, bytes = record.size,
                             "recording file complete");
-                        (ctx.sink)(record).await;
                     }
                     Err(err) => tracing::error!(stream = %ctx.key, spool = %path.display(), %err,
                         "finalizing a recording file failed; it stays in the spool for recovery"),
@@ -193,37 +203,43 @@ impl FileOutput {
 async fn finalize(ctx: &OutputContext, mut open: OpenFile) -> Result<FileRecord, OutputError> {
     let (patches, duration_ms) = open.muxer.finish(&mut open.spool)?;
     let (path, size) = open.spool.finish(patches).await?;
-    let vars = NameVars {
-        key: &ctx.key,
-        start: open.start_wall,
-        end: open.last_wall,
-        unix: open.start_wall,
-        sequence: 0,
-    };
-    let object = format!(
-        "{}.{}",
-        render(&ctx.spec.object_prefix, &vars)?,
-        ctx.spec.format.extension()
+    let vars = name_vars(
+        &ctx.key,
+        open.start_wall,
+        open.last_wall,
+        open.start_wall,
+        open.sequence,
     );
-    let target = ctx.target.clone();
-    let spool_path = path.clone();
-    let object = tokio::task::spawn_blocking(move || target.commit(&path, &object))
-        .await
-        .map_err(std::io::Error::other)??;
-    drop_meta(spool_path).await;
+    let format = ctx.spec.format;
+    let name = layout::file_object(&ctx.spec.object_prefix, &vars, format.extension())?;
     let (width, height) = video_size(&open.tracks);
-    Ok(FileRecord {
+    let mut record = FileRecord {
+        record_id: open.record_id,
+        session_id: ctx.session_id.clone(),
         key: ctx.key.clone(),
-        format: ctx.spec.format,
+        format,
         bucket: ctx.target.bucket().to_owned(),
-        endpoint: ctx.target.endpoint().to_owned(),
-        object,
+        endpoint: ctx.endpoint.clone(),
+        object: String::new(),
+        object_prefix: ctx.spec.object_prefix.clone(),
         start: open.start_wall,
         end: open.last_wall,
         duration_ms,
         size,
         width,
         height,
+        init_object: None,
         segments: Vec::new(),
-    })
+    };
+    record.object = ctx
+        .target
+        .store(StoreRequest {
+            spool_file: path.clone(),
+            name,
+            group: None,
+            completion: Some(completion(&record)?),
+        })
+        .await?;
+    drop_meta(path).await;
+    Ok(record)
 }

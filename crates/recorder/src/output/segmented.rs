@@ -12,12 +12,15 @@ use liverec_media::{Frame, Tracks};
 use liverec_mux::hls::MediaPlaylist;
 use liverec_mux::{fmp4, ts};
 
+use liverec_storage::StoreRequest;
+use liverec_storage::layout::{self, ObjectName, relative_uri};
+
 use super::{
     Failures, FileClock, FileRecord, FormatWriter, FrameIn, OutputContext, OutputError,
-    boundary_passed, drop_meta, save_meta, video_size,
+    SegmentRecord, boundary_passed, completion, drop_meta, name_vars, new_id, save_meta,
+    video_size,
 };
 use crate::config::Format;
-use crate::names::{NameVars, relative_uri, render};
 use crate::recovery::{MetaKind, SpoolMeta};
 use crate::spool::SpoolFile;
 
@@ -37,14 +40,17 @@ struct OpenSegment {
 }
 
 struct OpenPlaylist {
+    record_id: String,
+    /// The playlist's number within its recording (`{Sequence}` in OssObjectPrefix).
+    sequence: u64,
     muxer: Muxer,
     clock: FileClock,
     tracks: Tracks,
     start_wall: SystemTime,
     last_wall: SystemTime,
     init_object: Option<String>,
-    /// Finished segments: object name and duration in seconds.
-    segments: Vec<(String, f64)>,
+    /// Finished segments, stored.
+    segments: Vec<SegmentRecord>,
     segment: Option<OpenSegment>,
     next_sequence: u64,
     fragment_start: i64,
@@ -55,6 +61,7 @@ struct OpenPlaylist {
 pub struct SegmentedOutput {
     ctx: OutputContext,
     open: Option<OpenPlaylist>,
+    next_sequence: u64,
     failures: Failures,
 }
 
@@ -71,6 +78,7 @@ impl FormatWriter for SegmentedOutput {
 
     async fn open(&mut self, input: &FrameIn<'_>) -> Result<(), OutputError> {
         self.open = Some(self.open_playlist(input).await?);
+        self.next_sequence += 1;
         Ok(())
     }
 
@@ -89,15 +97,8 @@ impl SegmentedOutput {
         Self {
             ctx,
             open: None,
+            next_sequence: 0,
             failures,
-        }
-    }
-
-    fn segment_extension(&self) -> &'static str {
-        if self.ctx.spec.format == Format::Cmaf {
-            "m4s"
-        } else {
-            "ts"
         }
     }
 
@@ -106,33 +107,29 @@ impl SegmentedOutput {
     }
 
     async fn open_playlist(&self, input: &FrameIn<'_>) -> Result<OpenPlaylist, OutputError> {
+        let format = self.ctx.spec.format;
+        let spool_playlist = self.ctx.target.spool().new_path(format.extension());
         let mut size = 0;
-        let (muxer, init_object) = match self.ctx.spec.format {
+        let (muxer, init_object) = match format {
             Format::Cmaf => {
                 let mut m = fmp4::Muxer::new(input.tracks, fmp4::Mode::Cmaf)?;
                 let mut init =
-                    SpoolFile::create(self.ctx.target.new_spool_path("mp4"), self.ctx.policy)
+                    SpoolFile::create(self.ctx.target.spool().new_path("mp4"), self.ctx.policy)
                         .await?;
                 m.init(&mut init.buf)?;
-                let vars = NameVars {
-                    key: &self.ctx.key,
-                    start: input.wall,
-                    end: input.wall,
-                    unix: input.wall,
-                    sequence: 0,
-                };
-                let object = format!(
-                    "{}_init.mp4",
-                    render(&self.ctx.spec.slice_object_prefix, &vars)?
-                );
+                let vars = name_vars(&self.ctx.key, input.wall, input.wall, input.wall, 0);
+                let name = layout::init_object(&self.ctx.spec.slice_object_prefix, &vars)?;
                 let (path, bytes) = init.finish(Vec::new()).await?;
                 size += bytes;
-                (Muxer::Cmaf(m), Some(commit(&self.ctx, path, object).await?))
+                let object = store_part(&self.ctx, &spool_playlist, path, name).await?;
+                (Muxer::Cmaf(m), Some(object))
             }
-            _ => (Muxer::Ts(Box::new(ts::Muxer::new(input.tracks)?)), None),
+            Format::M3u8 => (Muxer::Ts(Box::new(ts::Muxer::new(input.tracks)?)), None),
+            Format::Mp4 | Format::Flv => return Err(OutputError::WrongOutput(format)),
         };
-        let spool_playlist = self.ctx.target.new_spool_path("m3u8");
         let open = OpenPlaylist {
+            record_id: new_id(),
+            sequence: self.next_sequence,
             muxer,
             clock: FileClock::new(input.dts),
             tracks: input.tracks.clone(),
@@ -152,7 +149,6 @@ impl SegmentedOutput {
 
     async fn write_open(&mut self, input: &FrameIn<'_>) -> Result<(), OutputError> {
         let slice_ms = self.ctx.slice_ms();
-        let extension = self.segment_extension();
         let Some(open) = &mut self.open else {
             return Ok(());
         };
@@ -183,8 +179,7 @@ impl SegmentedOutput {
                     open.fragment_start = dts;
                 }
                 if open.segment.is_none() {
-                    open.segment =
-                        Some(open_segment(&self.ctx, open, dts, input.wall, extension).await?);
+                    open.segment = Some(open_segment(&self.ctx, open, dts, input.wall).await?);
                 }
             }
             Muxer::Ts(_) => {
@@ -192,7 +187,7 @@ impl SegmentedOutput {
                     close_segment(&self.ctx, open, dts).await?;
                 }
                 if open.segment.is_none() {
-                    let mut seg = open_segment(&self.ctx, open, dts, input.wall, extension).await?;
+                    let mut seg = open_segment(&self.ctx, open, dts, input.wall).await?;
                     if let Muxer::Ts(m) = &mut open.muxer {
                         m.start_segment(&mut seg.spool.buf);
                     }
@@ -227,7 +222,6 @@ impl SegmentedOutput {
                         tracing::info!(stream = %ctx.key, format = record.format.as_str(), bucket = %record.bucket,
                             object = %record.object, segments = record.segments.len(), duration_ms = record.duration_ms,
                             "recording playlist complete");
-                        (ctx.sink)(record).await;
                     }
                     Err(err) => tracing::error!(stream = %ctx.key, %err,
                         "finalizing a recording playlist failed; its segments stay for recovery"),
@@ -248,9 +242,9 @@ async fn open_segment(
     open: &mut OpenPlaylist,
     start: i64,
     wall: SystemTime,
-    extension: &str,
 ) -> Result<OpenSegment, OutputError> {
-    let spool = SpoolFile::create(ctx.target.new_spool_path(extension), ctx.policy).await?;
+    let extension = segment_extension(ctx)?;
+    let spool = SpoolFile::create(ctx.target.spool().new_path(extension), ctx.policy).await?;
     let sequence = open.next_sequence;
     open.next_sequence += 1;
     let segment = OpenSegment {
@@ -270,16 +264,52 @@ async fn open_segment(
 fn playlist_meta(ctx: &OutputContext, open: &OpenPlaylist) -> SpoolMeta {
     let kind = MetaKind::Playlist {
         init_object: open.init_object.clone(),
-        segments: open.segments.clone(),
+        segments: open
+            .segments
+            .iter()
+            .cloned()
+            .map(crate::recovery::MetaSegment::Stored)
+            .collect(),
         open_segment: open.segment.as_ref().map(|s| s.spool.path().to_owned()),
+        open_segment_start_ms: open
+            .segment
+            .as_ref()
+            .map(|s| crate::recovery::unix_ms(s.start_wall)),
     };
     SpoolMeta::new(
-        &ctx.key,
-        &ctx.spec,
-        ctx.target.endpoint(),
+        ctx,
+        &open.record_id,
+        open.sequence,
         open.start_wall,
+        video_size(&open.tracks),
         kind,
     )
+}
+
+fn segment_extension(ctx: &OutputContext) -> Result<&'static str, OutputError> {
+    ctx.spec
+        .format
+        .segment_extension()
+        .ok_or(OutputError::WrongOutput(ctx.spec.format))
+}
+
+/// Stores a segment or init segment of the playlist whose spool file is `spool_playlist`:
+/// they form one group, so a remote target makes the playlist visible after its parts.
+async fn store_part(
+    ctx: &OutputContext,
+    spool_playlist: &std::path::Path,
+    path: PathBuf,
+    name: ObjectName,
+) -> Result<String, OutputError> {
+    Ok(ctx
+        .target
+        .store(StoreRequest {
+            spool_file: path,
+            name,
+            group: Some(spool_playlist.display().to_string()),
+            completion: None,
+        })
+        .await?)
 }
 
 async fn save_playlist_meta(ctx: &OutputContext, open: &OpenPlaylist) -> Result<(), OutputError> {
@@ -295,31 +325,30 @@ async fn close_segment(
     let Some(seg) = open.segment.take() else {
         return Ok(());
     };
-    let vars = NameVars {
-        key: &ctx.key,
-        start: open.start_wall,
-        end: seg.start_wall,
-        unix: seg.start_wall,
-        sequence: seg.sequence,
-    };
-    let extension = if ctx.spec.format == Format::Cmaf {
-        "m4s"
-    } else {
-        "ts"
-    };
-    let object = format!(
-        "{}.{}",
-        render(&ctx.spec.slice_object_prefix, &vars)?,
-        extension
+    let vars = name_vars(
+        &ctx.key,
+        open.start_wall,
+        seg.start_wall,
+        seg.start_wall,
+        seg.sequence,
     );
+    let name = layout::segment_object(
+        &ctx.spec.slice_object_prefix,
+        &vars,
+        segment_extension(ctx)?,
+    )?;
     let (path, bytes) = seg.spool.finish(Vec::new()).await?;
     open.size += bytes;
-    let object = commit(ctx, path, object).await?;
-    open.segments
-        .push((object, (end - seg.start).max(0) as f64 / 1000.0));
+    let object = store_part(ctx, &open.spool_playlist, path, name).await?;
+    open.segments.push(SegmentRecord {
+        object,
+        start: seg.start_wall,
+        duration_ms: u64::try_from(end - seg.start).unwrap_or(0),
+        size: bytes,
+    });
     save_playlist_meta(ctx, open).await?;
     let playlist_object = playlist_object(ctx, open)?;
-    let text = render_playlist(ctx, open, &playlist_object, false);
+    let text = render_playlist(ctx, open, &playlist_object.to_string(), false);
     let path = open.spool_playlist.clone();
     tokio::task::spawn_blocking(move || std::fs::write(path, text))
         .await
@@ -327,15 +356,19 @@ async fn close_segment(
     Ok(())
 }
 
-fn playlist_object(ctx: &OutputContext, open: &OpenPlaylist) -> Result<String, OutputError> {
-    let vars = NameVars {
-        key: &ctx.key,
-        start: open.start_wall,
-        end: open.last_wall,
-        unix: open.start_wall,
-        sequence: 0,
-    };
-    Ok(format!("{}.m3u8", render(&ctx.spec.object_prefix, &vars)?))
+fn playlist_object(ctx: &OutputContext, open: &OpenPlaylist) -> Result<ObjectName, OutputError> {
+    let vars = name_vars(
+        &ctx.key,
+        open.start_wall,
+        open.last_wall,
+        open.start_wall,
+        open.sequence,
+    );
+    Ok(layout::file_object(
+        &ctx.spec.object_prefix,
+        &vars,
+        ctx.spec.format.extension(),
+    )?)
 }
 
 fn render_playlist(
@@ -350,20 +383,14 @@ fn render_playlist(
         .init_object
         .as_deref()
         .map(|init| relative_uri(playlist_object, init));
-    for (object, duration) in &open.segments {
-        playlist.push(relative_uri(playlist_object, object), *duration);
+    for segment in &open.segments {
+        playlist.push(
+            relative_uri(playlist_object, &segment.object),
+            segment.duration_ms as f64 / 1000.0,
+        );
     }
     playlist.ended = ended;
     playlist.to_m3u8()
-}
-
-async fn commit(ctx: &OutputContext, path: PathBuf, object: String) -> Result<String, OutputError> {
-    let target = ctx.target.clone();
-    Ok(
-        tokio::task::spawn_blocking(move || target.commit(&path, &object))
-            .await
-            .map_err(std::io::Error::other)??,
-    )
 }
 
 async fn finalize(ctx: &OutputContext, mut open: OpenPlaylist) -> Result<FileRecord, OutputError> {
@@ -372,31 +399,48 @@ async fn finalize(ctx: &OutputContext, mut open: OpenPlaylist) -> Result<FileRec
         m.finish(&mut seg.spool.buf)?;
     }
     close_segment(ctx, &mut open, end).await?;
-    let object = playlist_object(ctx, &open)?;
-    let text = render_playlist(ctx, &open, &object, true);
-    let mut file = SpoolFile::create(ctx.target.new_spool_path("m3u8"), ctx.policy).await?;
+    let name = playlist_object(ctx, &open)?;
+    // Segment URIs are relative to the name before a collision suffix: same directory.
+    let text = render_playlist(ctx, &open, &name.to_string(), true);
+    let mut file = SpoolFile::create(
+        ctx.target.spool().new_path(ctx.spec.format.extension()),
+        ctx.policy,
+    )
+    .await?;
     file.buf.extend_from_slice(text.as_bytes());
     let (path, bytes) = file.finish(Vec::new()).await?;
-    let object = commit(ctx, path, object).await?;
-    let spool_playlist = open.spool_playlist.clone();
-    let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(spool_playlist)).await;
-    drop_meta(open.spool_playlist.clone()).await;
-    let duration_ms: f64 = open.segments.iter().map(|(_, d)| d * 1000.0).sum();
+    let duration_ms = open.segments.iter().map(|s| s.duration_ms).sum();
     let (width, height) = video_size(&open.tracks);
-    let mut segments: Vec<String> = open.init_object.into_iter().collect();
-    segments.extend(open.segments.into_iter().map(|(o, _)| o));
-    Ok(FileRecord {
+    let mut record = FileRecord {
+        record_id: open.record_id.clone(),
+        session_id: ctx.session_id.clone(),
         key: ctx.key.clone(),
         format: ctx.spec.format,
         bucket: ctx.target.bucket().to_owned(),
-        endpoint: ctx.target.endpoint().to_owned(),
-        object,
+        endpoint: ctx.endpoint.clone(),
+        object: String::new(),
+        object_prefix: ctx.spec.object_prefix.clone(),
         start: open.start_wall,
         end: open.last_wall,
-        duration_ms: duration_ms.round() as u64,
+        duration_ms,
         size: open.size + bytes,
         width,
         height,
-        segments,
-    })
+        init_object: open.init_object.clone(),
+        segments: std::mem::take(&mut open.segments),
+    };
+    let group = open.spool_playlist.display().to_string();
+    record.object = ctx
+        .target
+        .store(StoreRequest {
+            spool_file: path,
+            name,
+            group: Some(group),
+            completion: Some(completion(&record)?),
+        })
+        .await?;
+    let spool_playlist = open.spool_playlist.clone();
+    let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(spool_playlist)).await;
+    drop_meta(open.spool_playlist.clone()).await;
+    Ok(record)
 }
