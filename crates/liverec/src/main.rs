@@ -91,7 +91,11 @@ fn main() -> anyhow::Result<()> {
             }
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            runtime.block_on(serve::serve(settings, shutdown_signal()))
+            let shutdown = {
+                let _runtime = runtime.enter();
+                shutdown_signal()
+            };
+            runtime.block_on(serve::serve(settings, shutdown))
         }
         Cmd::Keys {
             config,
@@ -122,25 +126,26 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(err) => {
-                    tracing::warn!(%err, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-                    let _ = ctrl_c.await;
-                    return;
+/// Resolves on SIGINT or SIGTERM. The listeners are registered when this is called, not when
+/// the future is first polled, so a signal during start-up (before `serve` reaches its wait)
+/// still shuts down gracefully instead of killing the process. Call inside a runtime.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        match (interrupt, terminate) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            }
+            (interrupt, terminate) => {
+                let err = interrupt.err().or(terminate.err());
+                tracing::warn!(err = ?err, "cannot listen for SIGINT/SIGTERM; falling back to Ctrl-C");
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

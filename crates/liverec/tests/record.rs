@@ -82,6 +82,20 @@ fn h264_aac_stream_is_recorded_in_every_format() {
     }
     let playlists = server.recorded("m3u8");
     assert_eq!(playlists.len(), 2, "{playlists:?}");
+    // DESIGN.md "Object names": `{prefix}.m3u8` for TS, `{prefix}.cmaf.m3u8` for CMAF, with
+    // the same prefix.
+    let names: Vec<String> = playlists
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let cmaf: Vec<&String> = names.iter().filter(|n| n.ends_with(".cmaf.m3u8")).collect();
+    assert_eq!(cmaf.len(), 1, "{names:?}");
+    let ts = names.iter().find(|n| !n.ends_with(".cmaf.m3u8")).unwrap();
+    assert_eq!(
+        cmaf[0].trim_end_matches(".cmaf.m3u8"),
+        ts.trim_end_matches(".m3u8"),
+        "{names:?}"
+    );
     for playlist in &playlists {
         let text = std::fs::read_to_string(playlist).unwrap();
         assert!(text.trim_end().ends_with("#EXT-X-ENDLIST"), "{text}");
@@ -213,7 +227,7 @@ fn hevc_is_recorded_as_mpeg_ts_hls() {
 #[test]
 fn cycle_cut_loses_and_duplicates_no_frame() {
     let mut server = Server::start(
-        "[record]\ndelay_secs = 1\nformats = [{ format = \"mp4\", cycle_secs = 3 }, { format = \"flv\", cycle_secs = 4 }]",
+        "[record]\ndelay_secs = 1\nformats = [{ format = \"mp4\", cycle_secs = 3 }, { format = \"flv\", cycle_secs = 4, object_prefix = \"record/{AppName}/{StreamName}/part{Sequence}_{EscapedStartTime}_{EscapedEndTime}\" }]",
     );
     let asset = asset("h264_aac.flv");
     assert!(publish(Path::new("ffmpeg"), &asset, &server.url("live", "cycle")).success());
@@ -236,6 +250,15 @@ fn cycle_cut_loses_and_duplicates_no_frame() {
             video += p.video_frames as usize;
             audio += p.audio_frames as usize;
             secs += p.duration;
+        }
+        if ext == "flv" {
+            // `{Sequence}` in OssObjectPrefix numbers the files of one recording.
+            let mut parts: Vec<String> = files
+                .iter()
+                .map(|f| f.file_name().unwrap().to_string_lossy()[..5].to_owned())
+                .collect();
+            parts.sort();
+            assert_eq!(parts, vec!["part0", "part1", "part2"], "{files:?}");
         }
         assert_eq!(video, expected[0], "{ext}: video frames across the cuts");
         assert_eq!(audio, expected[1], "{ext}: audio frames across the cuts");

@@ -142,6 +142,33 @@ fn kill_9_while_recording_then_restart_recovers_every_format() {
         }
     }
     assert_eq!(found, 4);
+    // Each recovered file is indexed once, with its picture size (kept in the sidecar), and
+    // names an object that exists.
+    let rows = runtime().block_on(async {
+        let db = format!("sqlite://{}", data.join("liverec.db").display());
+        let catalog = liverec_catalog::Catalog::open(&db).await.unwrap();
+        let query = liverec_catalog::RecordingQuery {
+            domain: "live.liverec.local".into(),
+            app: "live".into(),
+            stream: "crash".into(),
+            start: 0,
+            end: i64::MAX,
+            page: liverec_catalog::Page {
+                num: 1,
+                size: 30,
+                desc: false,
+            },
+        };
+        catalog.recordings(&query).await.unwrap().0
+    });
+    let mut formats: Vec<&str> = rows.iter().map(|r| r.format.as_str()).collect();
+    formats.sort_unstable();
+    assert_eq!(formats, vec!["cmaf", "flv", "m3u8", "mp4"], "{rows:?}");
+    for row in &rows {
+        assert_eq!((row.width, row.height), (320, 240), "{row:?}");
+        let object = data.join("buckets/default").join(&row.oss_object);
+        assert!(object.is_file(), "{row:?}");
+    }
     let leftovers: Vec<_> = std::fs::read_dir(&spool)
         .unwrap()
         .flatten()

@@ -540,7 +540,12 @@ async fn recover_torn_segment(
     };
     let key = meta.stream_key();
     let vars = name_vars(&key, meta.start(), start, start, sequence);
-    let extension = meta.format.segment_extension().unwrap_or("ts");
+    let extension = meta.format.segment_extension().ok_or_else(|| {
+        RecoveryError::Io(io::Error::other(format!(
+            "a {} sidecar describes a playlist",
+            meta.format.as_str()
+        )))
+    })?;
     let name = layout::segment_object(&meta.slice_object_prefix, &vars, extension)?;
     let object = target
         .store(StoreRequest {

@@ -144,6 +144,11 @@ impl SegmentedOutput {
             spool_playlist,
         };
         save_playlist_meta(&self.ctx, &open).await?;
+        // The growing playlist exists from the start, so recovery can tell a playlist still
+        // recording (its spool file is there) from one already stored (it has left the spool).
+        let name = playlist_object(&self.ctx, &open)?;
+        let text = render_playlist(&self.ctx, &open, &name.to_string(), false);
+        write_synced(open.spool_playlist.clone(), text).await?;
         Ok(open)
     }
 
@@ -356,6 +361,18 @@ async fn close_segment(
     Ok(())
 }
 
+/// Replaces `path` with `text`, fsynced, off the runtime.
+async fn write_synced(path: PathBuf, text: String) -> Result<u64, OutputError> {
+    Ok(tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::create(&path)?;
+        std::io::Write::write_all(&mut file, text.as_bytes())?;
+        file.sync_all()?;
+        Ok::<_, std::io::Error>(text.len() as u64)
+    })
+    .await
+    .map_err(std::io::Error::other)??)
+}
+
 fn playlist_object(ctx: &OutputContext, open: &OpenPlaylist) -> Result<ObjectName, OutputError> {
     let vars = name_vars(
         &ctx.key,
@@ -402,13 +419,10 @@ async fn finalize(ctx: &OutputContext, mut open: OpenPlaylist) -> Result<FileRec
     let name = playlist_object(ctx, &open)?;
     // Segment URIs are relative to the name before a collision suffix: same directory.
     let text = render_playlist(ctx, &open, &name.to_string(), true);
-    let mut file = SpoolFile::create(
-        ctx.target.spool().new_path(ctx.spec.format.extension()),
-        ctx.policy,
-    )
-    .await?;
-    file.buf.extend_from_slice(text.as_bytes());
-    let (path, bytes) = file.finish(Vec::new()).await?;
+    // The final playlist replaces the growing one in place and is stored from there, so a
+    // crash after the store leaves nothing for recovery to redo.
+    let path = open.spool_playlist.clone();
+    let bytes = write_synced(path.clone(), text).await?;
     let duration_ms = open.segments.iter().map(|s| s.duration_ms).sum();
     let (width, height) = video_size(&open.tracks);
     let mut record = FileRecord {
@@ -439,8 +453,6 @@ async fn finalize(ctx: &OutputContext, mut open: OpenPlaylist) -> Result<FileRec
             completion: Some(completion(&record)?),
         })
         .await?;
-    let spool_playlist = open.spool_playlist.clone();
-    let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(spool_playlist)).await;
     drop_meta(open.spool_playlist.clone()).await;
     Ok(record)
 }
