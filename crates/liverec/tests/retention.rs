@@ -1,5 +1,7 @@
 //! Retention: `retention_days` of a bucket deletes older recordings (objects and index rows),
 //! logs what it deleted, and never touches a recording in progress.
+// Test helpers: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 
