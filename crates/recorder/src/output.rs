@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime};
 use liverec_hub::StreamKey;
 use liverec_media::{Frame, TrackKind, Tracks};
 use liverec_storage::Target;
-use liverec_storage::layout::NameVars;
+use liverec_storage::layout::{self, NameVars, ObjectName};
 use serde::{Deserialize, Serialize};
 use tokio_util::task::TaskTracker;
 
@@ -158,6 +158,52 @@ impl OutputContext {
 
     fn slice_ms(&self) -> i64 {
         i64::try_from(self.spec.slice.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// The object name of this output's `sequence`-th file (or playlist) of the recording,
+    /// spanning `start..end`.
+    fn file_name(
+        &self,
+        start: SystemTime,
+        end: SystemTime,
+        sequence: u64,
+    ) -> Result<ObjectName, OutputError> {
+        let vars = name_vars(&self.key, start, end, start, sequence);
+        Ok(layout::file_object(
+            &self.spec.object_prefix,
+            &vars,
+            self.spec.format.extension(),
+        )?)
+    }
+
+    /// The index row of a file of this output; the target names the object when it stores it.
+    fn file_record(
+        &self,
+        record_id: String,
+        (start, end): (SystemTime, SystemTime),
+        duration_ms: u64,
+        size: u64,
+        tracks: &Tracks,
+    ) -> FileRecord {
+        let (width, height) = video_size(tracks);
+        FileRecord {
+            record_id,
+            session_id: self.session_id.clone(),
+            key: self.key.clone(),
+            format: self.spec.format,
+            bucket: self.target.bucket().to_owned(),
+            endpoint: self.endpoint.clone(),
+            object: String::new(),
+            object_prefix: self.spec.object_prefix.clone(),
+            start,
+            end,
+            duration_ms,
+            size,
+            width,
+            height,
+            init_object: None,
+            segments: Vec::new(),
+        }
     }
 }
 

@@ -6,11 +6,10 @@ use liverec_media::{Frame, Tracks};
 use liverec_mux::{Patch, flv, fmp4};
 
 use liverec_storage::StoreRequest;
-use liverec_storage::layout;
 
 use super::{
     Failures, FileClock, FileRecord, FormatWriter, FrameIn, OutputContext, OutputError,
-    boundary_passed, completion, drop_meta, name_vars, new_id, save_meta, video_size,
+    boundary_passed, completion, drop_meta, new_id, save_meta, video_size,
 };
 use crate::config::Format;
 use crate::recovery::{MetaKind, SpoolMeta};
@@ -203,34 +202,14 @@ impl FileOutput {
 async fn finalize(ctx: &OutputContext, mut open: OpenFile) -> Result<FileRecord, OutputError> {
     let (patches, duration_ms) = open.muxer.finish(&mut open.spool)?;
     let (path, size) = open.spool.finish(patches).await?;
-    let vars = name_vars(
-        &ctx.key,
-        open.start_wall,
-        open.last_wall,
-        open.start_wall,
-        open.sequence,
-    );
-    let format = ctx.spec.format;
-    let name = layout::file_object(&ctx.spec.object_prefix, &vars, format.extension())?;
-    let (width, height) = video_size(&open.tracks);
-    let mut record = FileRecord {
-        record_id: open.record_id,
-        session_id: ctx.session_id.clone(),
-        key: ctx.key.clone(),
-        format,
-        bucket: ctx.target.bucket().to_owned(),
-        endpoint: ctx.endpoint.clone(),
-        object: String::new(),
-        object_prefix: ctx.spec.object_prefix.clone(),
-        start: open.start_wall,
-        end: open.last_wall,
+    let name = ctx.file_name(open.start_wall, open.last_wall, open.sequence)?;
+    let mut record = ctx.file_record(
+        open.record_id,
+        (open.start_wall, open.last_wall),
         duration_ms,
         size,
-        width,
-        height,
-        init_object: None,
-        segments: Vec::new(),
-    };
+        &open.tracks,
+    );
     record.object = ctx
         .target
         .store(StoreRequest {

@@ -374,18 +374,7 @@ async fn write_synced(path: PathBuf, text: String) -> Result<u64, OutputError> {
 }
 
 fn playlist_object(ctx: &OutputContext, open: &OpenPlaylist) -> Result<ObjectName, OutputError> {
-    let vars = name_vars(
-        &ctx.key,
-        open.start_wall,
-        open.last_wall,
-        open.start_wall,
-        open.sequence,
-    );
-    Ok(layout::file_object(
-        &ctx.spec.object_prefix,
-        &vars,
-        ctx.spec.format.extension(),
-    )?)
+    ctx.file_name(open.start_wall, open.last_wall, open.sequence)
 }
 
 fn render_playlist(
@@ -424,25 +413,15 @@ async fn finalize(ctx: &OutputContext, mut open: OpenPlaylist) -> Result<FileRec
     let path = open.spool_playlist.clone();
     let bytes = write_synced(path.clone(), text).await?;
     let duration_ms = open.segments.iter().map(|s| s.duration_ms).sum();
-    let (width, height) = video_size(&open.tracks);
-    let mut record = FileRecord {
-        record_id: open.record_id.clone(),
-        session_id: ctx.session_id.clone(),
-        key: ctx.key.clone(),
-        format: ctx.spec.format,
-        bucket: ctx.target.bucket().to_owned(),
-        endpoint: ctx.endpoint.clone(),
-        object: String::new(),
-        object_prefix: ctx.spec.object_prefix.clone(),
-        start: open.start_wall,
-        end: open.last_wall,
+    let mut record = ctx.file_record(
+        open.record_id.clone(),
+        (open.start_wall, open.last_wall),
         duration_ms,
-        size: open.size + bytes,
-        width,
-        height,
-        init_object: open.init_object.clone(),
-        segments: std::mem::take(&mut open.segments),
-    };
+        open.size + bytes,
+        &open.tracks,
+    );
+    record.init_object = open.init_object.clone();
+    record.segments = std::mem::take(&mut open.segments);
     let group = open.spool_playlist.display().to_string();
     record.object = ctx
         .target
