@@ -22,6 +22,8 @@ import sqlite3
 import subprocess
 import time
 import urllib.parse
+import warnings
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +47,7 @@ from liverec_support import (
     command,
     expect_error,
     expect_legacy_error,
+    header,
     liverec_bin,
     require_asset,
 )
@@ -57,8 +60,10 @@ B = "cam"
 BUCKET = "idx"
 B_BUCKET = "archive"
 B_ENDPOINT = "oss-cn-shanghai.aliyuncs.com"
-# Segments in another directory than their playlist (the default OssObjectPrefix).
-B_SLICES = "record/{AppName}/{StreamName}/{UnixTimestamp}_{Sequence}"
+# Names with a colon and spaces (percent-encoded in RecordUrls and signed playlists), and
+# segments in another directory than their playlist.
+B_PREFIX = "record/{DomainName}/{AppName}/{StreamName}/{StartTime} to {EndTime}"
+B_SLICES = "record/{AppName}/{StreamName}/seg {UnixTimestamp}_{Sequence}"
 OBJECT_PREFIX = "record/{DomainName}/{AppName}/{StreamName}/{EscapedStartTime}_{EscapedEndTime}"
 EXTENSIONS = {"mp4": ".mp4", "m3u8": ".m3u8", "cmaf": ".cmaf.m3u8"}
 # Files per format per 10 s session with 5 s cycles.
@@ -230,7 +235,7 @@ def rec(tmp_path_factory):
         # B: an automatic API config for its own domain (API configs replace the built-in one
         # for their domain only).
         assert_ok(add_config(client, B_DOMAIN, APP, [{"Format": "cmaf", "CycleDuration": 300, "SliceDuration": 5,
-                                                   "SliceOssObjectPrefix": B_SLICES}],
+                                                   "OssObjectPrefix": B_PREFIX, "SliceOssObjectPrefix": B_SLICES}],
                              bucket=B_BUCKET, endpoint=B_ENDPOINT, on_demand=0, delay_time=15))
         t0 = time.time()
         for url in (server.rtmp_url(APP, A, DOMAIN), server.rtmp_url(APP, B, B_DOMAIN),
@@ -413,7 +418,7 @@ def test_record_content_one_entry_per_session_and_format(rec):
     # B: the API config's bucket, endpoint and (default) prefix.
     [info] = content(client, B, rec.t0 - 60, rec.t1 + 60, domain=B_DOMAIN).body.to_map()[
         "RecordContentInfoList"]["RecordContentInfo"]
-    assert (info["OssBucket"], info["OssEndpoint"], info["OssObjectPrefix"]) == (B_BUCKET, B_ENDPOINT, OBJECT_PREFIX)
+    assert (info["OssBucket"], info["OssEndpoint"], info["OssObjectPrefix"]) == (B_BUCKET, B_ENDPOINT, B_PREFIX)
 
 
 def test_rows_of_an_api_config_name_its_bucket_and_endpoint(rec):
@@ -422,6 +427,12 @@ def test_rows_of_an_api_config_name_its_bucket_and_endpoint(rec):
     [row] = rows
     check_row(rec, row, B, domain=B_DOMAIN, bucket=B_BUCKET, endpoint=B_ENDPOINT)
     assert row["Format"] == "cmaf" and 9.5 <= row["Duration"] <= 10.6, row
+    assert re.search(r"/\d{4}-\d\d-\d\d-\d\d:\d\d:\d\d to \d{4}-[-\d]+:\d\d:\d\d\.cmaf\.m3u8$", row["OssObject"]), row
+    # Colons and spaces travel percent-encoded, in the URL and in the signed playlist.
+    assert "%3A" in row["RecordUrl"] and "%20to%20" in row["RecordUrl"], row
+    text = fetch(row["RecordUrl"]).body.decode()
+    assert all(u.startswith("../../../live/cam/seg%20") for u in playlist_uris(text)), text
+    assert decode_errors(row["RecordUrl"]) == ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -699,6 +710,13 @@ def test_parameter_errors(rec):
 # The older SDK
 
 
+def raw_response(client, req):
+    """(status, headers, body) as they came: the older SDK's only such call (deprecated)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return client.get_response(req)
+
+
 def test_index_actions_through_the_older_sdk(rec):
     client = rec.server.legacy_client()
     req = rec.server.legacy_request(DescribeLiveStreamRecordIndexFilesRequest)
@@ -714,6 +732,15 @@ def test_index_actions_through_the_older_sdk(rec):
     assert (body["TotalNum"], body["TotalPage"], body["PageSize"], body["Order"]) == (12, 3, 5, "desc")
     desc = [r["RecordId"] for r in body["RecordIndexInfoList"]["RecordIndexInfo"]]
     assert desc == [r["RecordId"] for r in rec.rows(A)][::-1][:5]
+
+    # XML: the list's wrapper and items as elements.
+    req.set_accept_format("XML")
+    status, headers, raw = raw_response(client, req)
+    assert status == 200 and header(headers, "content-type") == "text/xml;charset=utf-8"
+    root = ET.fromstring(raw)
+    assert root.tag == "DescribeLiveStreamRecordIndexFilesResponse"
+    assert [e.findtext("RecordId") for e in root.findall("RecordIndexInfoList/RecordIndexInfo")] == desc
+    assert root.findtext("TotalNum") == "12"
 
     req = rec.server.legacy_request(DescribeLiveStreamRecordIndexFileRequest)
     req.set_DomainName(DOMAIN)
