@@ -105,19 +105,23 @@ const DELETE_RECORDING: &str = concat!(
     "DELETE FROM recordings WHERE record_id = $1 RETURNING ",
     columns!()
 );
-/// One row per (session, format). Rows from before sessions were recorded (`session_id = ''`)
-/// are each a session of their own. The bucket, endpoint and prefix are the same on every row
-/// of a session; MIN just picks one portably.
-const SELECT_CONTENT: &str = concat!(
-    "SELECT MIN(session_id) AS session_id, format, MIN(oss_bucket) AS oss_bucket, \
-     MIN(oss_endpoint) AS oss_endpoint, MIN(object_prefix) AS object_prefix, \
-     MIN(start_time) AS start_time, MAX(end_time) AS end_time, \
-     SUM(duration_secs) AS duration_secs FROM recordings ",
-    filter!(),
-    " AND generated = FALSE \
-     GROUP BY CASE WHEN session_id = '' THEN record_id ELSE session_id END, format \
-     ORDER BY MIN(start_time), MIN(session_id), format, MIN(record_id)"
-);
+/// One row per (session, format) that has a recorded (not generated) row overlapping the
+/// range (the rule of `filter!`), spanning every row of that session and format: a content
+/// entry is the whole recording, not the part inside the range (API.md). Rows from before
+/// sessions were recorded (`session_id = ''`) are each a session of their own. The bucket,
+/// endpoint and prefix are the same on every row of a session; MIN just picks one portably.
+const SELECT_CONTENT: &str = "SELECT MIN(r.session_id) AS session_id, r.format AS format, \
+     MIN(r.oss_bucket) AS oss_bucket, MIN(r.oss_endpoint) AS oss_endpoint, \
+     MIN(r.object_prefix) AS object_prefix, MIN(r.start_time) AS start_time, \
+     MAX(r.end_time) AS end_time, SUM(r.duration_secs) AS duration_secs FROM recordings r \
+     WHERE r.domain = $1 AND r.app = $2 AND r.stream = $3 AND r.generated = FALSE \
+     AND EXISTS (SELECT 1 FROM recordings o WHERE o.domain = r.domain AND o.app = r.app \
+     AND o.stream = r.stream AND o.format = r.format AND o.generated = FALSE \
+     AND ((r.session_id = '' AND o.record_id = r.record_id) \
+     OR (r.session_id <> '' AND o.session_id = r.session_id)) \
+     AND $4 < $5 AND o.start_time < $5 AND (o.end_time > $4 OR o.start_time >= $4)) \
+     GROUP BY CASE WHEN r.session_id = '' THEN r.record_id ELSE r.session_id END, r.format \
+     ORDER BY MIN(r.start_time), MIN(r.session_id), r.format, MIN(r.record_id)";
 /// Segments of one stream and format whose [start, start + duration) shares an instant with
 /// the range: [$5, $6) or, with `$6` included, [$5, $6]. A zero-length segment is the instant
 /// at its start (as for recordings).
@@ -519,9 +523,10 @@ impl Catalog {
         }
     }
 
-    /// One entry per (recording session, format) among the stream's recorded (not generated)
-    /// rows overlapping [start_ms, end_ms) (the overlap rule of [`Catalog::recordings`]),
-    /// spanning those rows; ordered by start time.
+    /// One entry per (recording session, format) of the stream's recorded (not generated)
+    /// rows of which one overlaps [start_ms, end_ms) (the overlap rule of
+    /// [`Catalog::recordings`]), spanning all of that session's rows of the format; ordered by
+    /// start time.
     pub async fn record_content(
         &self,
         domain: &str,

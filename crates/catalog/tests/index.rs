@@ -278,7 +278,8 @@ async fn content_is_one_entry_per_session_and_format() {
             "{}",
             f.label
         );
-        // Only the rows overlapping the range make up an entry: a2 alone for A's mp4.
+        // An entry is the whole recording, also when only a2 overlaps the range (API.md:
+        // "with that recording's StartTime/EndTime/Duration").
         let content = c
             .record_content(DOMAIN, APP, "cam1", 4_000, 5_000)
             .await
@@ -287,7 +288,7 @@ async fn content_is_one_entry_per_session_and_format() {
             content,
             vec![
                 entry("A", "m3u8", 1_000, 6_000, 5.0),
-                entry("A", "mp4", 4_000, 6_000, 2.5),
+                entry("A", "mp4", 1_000, 6_000, 5.5),
             ],
             "{}",
             f.label

@@ -243,6 +243,21 @@ fn bool_param(params: &Params, name: &'static str) -> Result<Option<bool>, ApiEr
     }
 }
 
+/// Extension of a generated index: playback serves `.m3u8` objects as playlists, signing
+/// their segment URIs; under any other name the index would not play.
+const INDEX_EXTENSION: &str = ".m3u8";
+
+/// The OssObject of a generated index: a safe relative name ending in `.m3u8`, with no
+/// component starting with `.` (the spool is the target's `.spool/`, and hidden names are
+/// never recordings).
+fn index_object(value: &str) -> Result<String, ApiError> {
+    let object = sanitize(value).map_err(|_| ApiError::MalformedValue("OssObject"))?;
+    if object.split('/').any(|part| part.starts_with('.')) || !object.ends_with(INDEX_EXTENSION) {
+        return Err(ApiError::MalformedValue("OssObject"));
+    }
+    Ok(object)
+}
+
 impl CreateLiveStreamRecordIndexFiles {
     pub fn parse(params: &Params) -> Result<Self, ApiError> {
         let (domain, app, stream) = stream_key(params)?;
@@ -256,8 +271,7 @@ impl CreateLiveStreamRecordIndexFiles {
         if endpoint.len() > MAX_ENDPOINT_LEN || endpoint.chars().any(char::is_control) {
             return Err(ApiError::InvalidParameter("OssEndpoint".to_owned()));
         }
-        let object = sanitize(params.required("OssObject")?)
-            .map_err(|_| ApiError::MalformedValue("OssObject"))?;
+        let object = index_object(params.required("OssObject")?)?;
         Ok(Self {
             domain,
             app,
@@ -590,6 +604,21 @@ mod tests {
             ))),
             Err(ApiError::MalformedValue("OssObject"))
         );
+        for bad in [
+            ".spool/a.m3u8",
+            "idx/.a.m3u8",
+            "idx/a.mp4",
+            "idx/a",
+            "a/./b.m3u8",
+        ] {
+            assert_eq!(
+                CreateLiveStreamRecordIndexFiles::parse(&params(&format!(
+                    "{base}&OssBucket=b&OssObject={bad}"
+                ))),
+                Err(ApiError::MalformedValue("OssObject")),
+                "{bad}"
+            );
+        }
         assert_eq!(
             CreateLiveStreamRecordIndexFiles::parse(&params(&format!("{base}&OssBucket=b"))),
             Err(ApiError::Missing("OssObject"))

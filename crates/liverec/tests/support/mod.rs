@@ -11,6 +11,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod api;
 pub mod browser;
 pub mod s3;
 
@@ -61,6 +62,8 @@ pub struct Server {
     child: Option<Child>,
     pub dir: tempfile::TempDir,
     pub rtmp: SocketAddr,
+    /// The API port (OpenAPI, `/vod/…` playback).
+    pub api: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
     lines: mpsc::Receiver<String>,
     /// Every line with the moment it was read (for "how late did the server see X").
@@ -117,17 +120,17 @@ impl Server {
             child: Some(child),
             dir,
             rtmp: SocketAddr::from(([127, 0, 0, 1], 0)),
+            api: SocketAddr::from(([127, 0, 0, 1], 0)),
             log,
             lines,
             timed,
         };
         let line = server.wait_for_log("rtmp ingest listening", Duration::from_secs(20));
-        let addr = line
-            .split("addr=")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .expect("addr in log");
-        server.rtmp = addr.parse().expect("rtmp addr");
+        server.rtmp = logged_addr(&line);
+        // Logged before the RTMP listener: already in the log, so not waited for (which
+        // would take the line from the channel tests wait on).
+        let api = server.log_lines(&["api listening"]);
+        server.api = logged_addr(api.first().expect("`api listening` logged before RTMP"));
         server
     }
 
@@ -253,6 +256,16 @@ impl Server {
         out.sort();
         out
     }
+}
+
+/// The `addr=` of a log line.
+fn logged_addr(line: &str) -> SocketAddr {
+    line.split("addr=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no addr= in {line:?}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("bad addr= in {line:?}: {e}"))
 }
 
 impl Drop for Server {
