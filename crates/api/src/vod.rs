@@ -358,10 +358,8 @@ pub(crate) async fn serve(State(state): State<Arc<ApiState>>, request: Request) 
         );
         return cors(response);
     }
-    let range = match parse_range(request.headers()) {
-        Ok(r) => r,
-        Err(()) => return plain(StatusCode::RANGE_NOT_SATISFIABLE, "bad Range header\n"),
-    };
+    // A Range header that does not parse is ignored (RFC 9110 §14.2): the whole object.
+    let range = parse_range(request.headers()).unwrap_or(None);
     let read = match target.read(&object, range).await {
         Ok(read) => read,
         Err(StorageError::Range { size, .. }) => {
