@@ -144,6 +144,9 @@ impl SegmentedOutput {
             spool_playlist,
         };
         save_playlist_meta(&self.ctx, &open).await?;
+        // The growing playlist exists from the start: recovery takes a sidecar without its
+        // file for one already stored, and must not drop a first segment still being written.
+        write_synced(open.spool_playlist.clone(), String::new()).await?;
         Ok(open)
     }
 
@@ -402,13 +405,11 @@ async fn finalize(ctx: &OutputContext, mut open: OpenPlaylist) -> Result<FileRec
     let name = playlist_object(ctx, &open)?;
     // Segment URIs are relative to the name before a collision suffix: same directory.
     let text = render_playlist(ctx, &open, &name.to_string(), true);
-    let mut file = SpoolFile::create(
-        ctx.target.spool().new_path(ctx.spec.format.extension()),
-        ctx.policy,
-    )
-    .await?;
-    file.buf.extend_from_slice(text.as_bytes());
-    let (path, bytes) = file.finish(Vec::new()).await?;
+    // Written over the growing playlist and stored from there, so once it is stored the
+    // sidecar's file is gone (local) or held by the upload queue (remote), and recovery
+    // after a crash right here does not store the playlist a second time.
+    let bytes = text.len() as u64;
+    write_synced(open.spool_playlist.clone(), text).await?;
     let duration_ms = open.segments.iter().map(|s| s.duration_ms).sum();
     let (width, height) = video_size(&open.tracks);
     let mut record = FileRecord {
@@ -433,14 +434,24 @@ async fn finalize(ctx: &OutputContext, mut open: OpenPlaylist) -> Result<FileRec
     record.object = ctx
         .target
         .store(StoreRequest {
-            spool_file: path,
+            spool_file: open.spool_playlist.clone(),
             name,
             group: Some(group),
             completion: Some(completion(&record)?),
         })
         .await?;
-    let spool_playlist = open.spool_playlist.clone();
-    let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(spool_playlist)).await;
     drop_meta(open.spool_playlist.clone()).await;
     Ok(record)
+}
+
+/// Replaces the file at `path` with `text`, fsynced, off the runtime.
+async fn write_synced(path: PathBuf, text: String) -> Result<(), OutputError> {
+    tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::create(&path)?;
+        std::io::Write::write_all(&mut file, text.as_bytes())?;
+        file.sync_all()
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+    Ok(())
 }
