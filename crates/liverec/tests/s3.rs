@@ -435,13 +435,22 @@ fn bucket_configured_through_environment_variables() {
     .map(|(k, v)| (var(k), (*v).to_owned()))
     .collect();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let server = Server::start_with_env(&record_section(NAME, "{ format = \"mp4\" }"), &env);
+    let server = Server::start_with_env(
+        &format!(
+            "[record]\nbucket = \"{NAME}\"\ndelay_secs = 3\nformats = [{{ format = \"mp4\" }}]\n"
+        ),
+        &env,
+    );
     assert!(server.log_contains("s3 storage target"));
     let asset = asset("h264_aac.flv");
     let tags = read_tags(&asset);
-    runtime()
-        .block_on(publish_tags(server.rtmp, "live", "env", &tags, false))
-        .unwrap();
+    // The publisher comes back within DelayTime: one recording, one object.
+    let rt = runtime();
+    for n in 1..=2 {
+        rt.block_on(publish_tags(server.rtmp, "live", "env", &tags, false))
+            .unwrap();
+        server.wait_for_lines(&["publish ended", "live/env"], n, T);
+    }
     let index = Index::open(&server);
     let rows = index.wait_rows(&moto, "env", 1);
     wait_backlog_empty(&server, NAME);
@@ -450,7 +459,7 @@ fn bucket_configured_through_environment_variables() {
     let local = fetch_row(&index, &moto, dir.path(), &rows[0], "env");
     let p = check_media(&local);
     let expected = recordable_counts(Path::new("ffmpeg"), &asset);
-    assert_eq!(p.video_frames as usize, expected[0]);
+    assert_eq!(p.video_frames as usize, 2 * expected[0], "both publishes");
     assert_spool_empty(&server, NAME);
 }
 
