@@ -45,6 +45,7 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
     let keys = auth::KeyCache::new(state.settings.key_cache_ttl);
     let vod = Router::new()
         .route("/vod/{*object}", axum::routing::any(crate::vod::serve))
+        .route("/metrics", axum::routing::get(crate::metrics::serve))
         .with_state(state.clone());
     let shared = Arc::new(Shared {
         state,

@@ -20,6 +20,7 @@ pub mod actions;
 pub mod auth;
 pub mod error;
 mod handler;
+mod metrics;
 pub mod params;
 pub mod response;
 pub mod signature;
@@ -98,7 +99,8 @@ pub struct ApiState {
     pub vod: vod::VodSigner,
 }
 
-/// The API port's routes: `/vod/…` playback of recordings; every other path and method reach
+/// The API port's routes: `/vod/…` playback of recordings, `GET /metrics` (Prometheus text:
+/// the upload backlog of every configured storage target); every other path and method reach
 /// the OpenAPI handler, which answers `InvalidApi.NotFound` for anything but `GET /` and
 /// `POST /`.
 pub fn router(state: Arc<ApiState>) -> axum::Router {

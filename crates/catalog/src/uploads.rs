@@ -56,6 +56,11 @@ const SELECT_BACKLOG: &str = "SELECT COUNT(*), \
      (SELECT e.last_error FROM uploads e WHERE e.bucket = $1 AND e.done = FALSE \
       AND e.attempts > 0 ORDER BY e.next_attempt_at DESC, e.id DESC LIMIT 1) \
      FROM uploads WHERE bucket = $1 AND done = FALSE";
+/// Makes every waiting upload of a bucket due at `$2` (storage is back).
+const UPDATE_RETRY_NOW: &str = "UPDATE uploads SET next_attempt_at = $2 \
+     WHERE bucket = $1 AND done = FALSE AND next_attempt_at > $2";
+const SELECT_PENDING_OBJECT: &str =
+    "SELECT spool_path FROM uploads WHERE bucket = $1 AND object = $2 AND done = FALSE";
 const COUNT_HOLDS: &str = "SELECT COUNT(*) FROM uploads WHERE spool_path = $1 AND done = FALSE";
 const SELECT_PENDING_BUCKETS: &str =
     "SELECT DISTINCT bucket FROM uploads WHERE done = FALSE ORDER BY bucket";
@@ -246,6 +251,30 @@ impl Catalog {
         }
         .await)
         .map_err(|e| CatalogError::from_sqlx("finish upload", e))
+    }
+
+    /// Makes every upload of `bucket` not yet done due at `now_ms` (their failures stay
+    /// counted): after an outage, once storage takes an upload again, the rest need not wait
+    /// out their backoff. Returns how many were rescheduled.
+    pub async fn retry_uploads_now(&self, bucket: &str, now_ms: i64) -> Result<u64> {
+        on_pool!(self, |pool| sqlx::query(UPDATE_RETRY_NOW)
+            .bind(bucket)
+            .bind(now_ms)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(|e| CatalogError::from_sqlx("reschedule uploads", e))
+    }
+
+    /// The spool file still holding `object` of `bucket`, if its upload is not done yet (the
+    /// object may not exist in the bucket until it is).
+    pub async fn pending_upload_spool(&self, bucket: &str, object: &str) -> Result<Option<String>> {
+        on_pool!(self, |pool| sqlx::query_scalar(SELECT_PENDING_OBJECT)
+            .bind(bucket)
+            .bind(object)
+            .fetch_optional(pool)
+            .await)
+        .map_err(|e| CatalogError::from_sqlx("select pending upload", e))
     }
 
     /// What is left to upload to `bucket`.

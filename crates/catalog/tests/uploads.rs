@@ -392,3 +392,55 @@ async fn concurrent_enqueues_never_share_a_name() {
         f.cleanup().await;
     }
 }
+
+/// After an outage every waiting upload of the bucket becomes due at once (other buckets and
+/// done uploads untouched), and a pending object is found in its spool file until it is done.
+#[tokio::test]
+async fn uploads_retry_now_and_pending_objects_are_found_in_the_spool() {
+    for f in support::catalogs().await {
+        let c = &f.catalog;
+        let a = enqueue(c, &new_upload("b", "a", None), "a").await;
+        let b = enqueue(c, &new_upload("b", "b", None), "b").await;
+        let z = enqueue(c, &new_upload("z", "z", None), "z").await;
+        for id in [a.id, b.id, z.id] {
+            c.upload_attempt_failed(id, 60_000, "connection refused")
+                .await
+                .unwrap();
+        }
+        c.upload_attempt_failed(a.id, 120_000, "connection refused")
+            .await
+            .unwrap();
+        assert!(due_ids(c, "b", 1_000).await.is_empty(), "{}", f.label);
+        assert_eq!(
+            c.retry_uploads_now("b", 1_000).await.unwrap(),
+            2,
+            "{}",
+            f.label
+        );
+        assert_eq!(due_ids(c, "b", 1_000).await, [a.id, b.id], "{}", f.label);
+        assert!(due_ids(c, "z", 1_000).await.is_empty(), "{}", f.label);
+        // Failures stay counted (backoff and the backlog's `failing` go on from there).
+        let row = c.upload(a.id).await.unwrap().unwrap();
+        assert_eq!(
+            (row.attempts, row.next_attempt_at),
+            (2, 1_000),
+            "{}",
+            f.label
+        );
+        assert_eq!(c.upload_backlog("b").await.unwrap().failing, 2);
+
+        assert_eq!(
+            c.pending_upload_spool("b", "a.mp4")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("/data/spool/a"),
+            "{}",
+            f.label
+        );
+        assert_eq!(c.pending_upload_spool("z", "a.mp4").await.unwrap(), None);
+        c.upload_done(a.id).await.unwrap();
+        assert_eq!(c.pending_upload_spool("b", "a.mp4").await.unwrap(), None);
+        f.cleanup().await;
+    }
+}

@@ -150,9 +150,18 @@ pub trait Target: Send + Sync + fmt::Debug {
     async fn delete(&self, object: &str) -> Result<()>;
 
     /// Stored objects not yet confirmed by the target (remote uploads waiting or retrying).
-    async fn backlog(&self) -> Result<u64> {
-        Ok(0)
+    async fn backlog(&self) -> Result<Backlog> {
+        Ok(Backlog::default())
     }
+}
+
+/// What a target still owes: files handed to [`Target::store`] that are not yet objects.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Uploads waiting or retrying.
+    pub pending: u64,
+    /// Of those, the ones that failed at least once.
+    pub failing: u64,
 }
 
 /// Reads a whole (small) object into memory: playlists, init segments.

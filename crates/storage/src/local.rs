@@ -79,6 +79,35 @@ fn link_into_place(root: &Path, spool_file: &Path, name: &ObjectName) -> Result<
     Err(StorageError::NoFreeName(name.to_string()))
 }
 
+/// Reads `range` of the file at `path`, which holds `object` (named in a `NotFound`).
+pub(crate) async fn read_file(
+    path: &Path,
+    object: &str,
+    range: Option<ByteRange>,
+) -> Result<ObjectRead> {
+    let mut file = match tokio::fs::File::open(path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(StorageError::NotFound(object.to_owned()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let meta = file.metadata().await?;
+    if !meta.is_file() {
+        return Err(StorageError::NotFound(object.to_owned()));
+    }
+    let size = meta.len();
+    let range = match range {
+        Some(r) => r.resolve(size)?,
+        None => 0..size,
+    };
+    file.seek(SeekFrom::Start(range.start)).await?;
+    let body =
+        tokio_util::io::ReaderStream::with_capacity(file.take(range.end - range.start), READ_CHUNK)
+            .boxed();
+    Ok(ObjectRead { size, range, body })
+}
+
 /// Removes the empty directories between `path`'s parent and `root` (after a delete).
 fn remove_empty_parents(root: &Path, path: &Path) {
     let mut dir = path.parent();
@@ -132,30 +161,7 @@ impl Target for LocalTarget {
     }
 
     async fn read(&self, object: &str, range: Option<ByteRange>) -> Result<ObjectRead> {
-        let path = self.object_path(object)?;
-        let mut file = match tokio::fs::File::open(&path).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StorageError::NotFound(object.to_owned()));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let meta = file.metadata().await?;
-        if !meta.is_file() {
-            return Err(StorageError::NotFound(object.to_owned()));
-        }
-        let size = meta.len();
-        let range = match range {
-            Some(r) => r.resolve(size)?,
-            None => 0..size,
-        };
-        file.seek(SeekFrom::Start(range.start)).await?;
-        let body = tokio_util::io::ReaderStream::with_capacity(
-            file.take(range.end - range.start),
-            READ_CHUNK,
-        )
-        .boxed();
-        Ok(ObjectRead { size, range, body })
+        read_file(&self.object_path(object)?, object, range).await
     }
 
     async fn write(&self, object: &str, data: Bytes) -> Result<()> {

@@ -26,7 +26,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::layout::{MAX_COLLISION_SUFFIX, Spool};
 use crate::{
-    ByteRange, Completed, ObjectRead, OnComplete, Result, StorageError, StoreRequest, Target,
+    Backlog, ByteRange, Completed, ObjectRead, OnComplete, Result, StorageError, StoreRequest,
+    Target,
 };
 
 /// Files up to this size go up in one PUT; larger ones as multipart uploads of this part size.
@@ -37,11 +38,15 @@ const PARTS_IN_FLIGHT: usize = 2;
 const UPLOADS_IN_FLIGHT: usize = 4;
 /// Read size from the spool file.
 const FILE_READ: usize = 1024 * 1024;
-/// Backoff between attempts of one upload: doubling from the first, capped.
+/// Backoff between attempts of one upload, and between tries while storage is down: doubling
+/// from the first, capped. The cap bounds how long uploads wait once storage is back (the
+/// first success retries the rest at once); while it is down one upload tries at a time.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
-const MAX_RETRY: Duration = Duration::from_secs(300);
+const MAX_RETRY: Duration = Duration::from_secs(60);
 /// How long an idle uploader sleeps before looking at the queue again (new work wakes it).
 const IDLE_POLL: Duration = Duration::from_secs(5);
+/// The first wait between tries once every attempt fails.
+const RETRY_POLL: Duration = Duration::from_secs(2);
 
 /// The settings of one `[buckets.NAME] type = "s3"` section.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -61,6 +66,8 @@ pub struct S3Settings {
 pub struct S3Target {
     name: String,
     real_bucket: String,
+    /// For messages: the endpoint, or "AWS".
+    endpoint: String,
     spool: Spool,
     store: Arc<AmazonS3>,
     catalog: Catalog,
@@ -83,13 +90,6 @@ fn remote(e: impl std::fmt::Display) -> StorageError {
 
 fn object_path(object: &str) -> Result<ObjectPath> {
     ObjectPath::parse(crate::layout::sanitize(object)?).map_err(remote)
-}
-
-fn map_get_error(object: &str, e: object_store::Error) -> StorageError {
-    match e {
-        object_store::Error::NotFound { .. } => StorageError::NotFound(object.to_owned()),
-        e => remote(e),
-    }
 }
 
 fn now_ms() -> i64 {
@@ -140,6 +140,10 @@ impl S3Target {
         Ok(Self {
             name: name.into(),
             real_bucket: settings.bucket.clone(),
+            endpoint: settings
+                .endpoint
+                .clone()
+                .unwrap_or_else(|| "AWS".to_owned()),
             spool: Spool::in_root(root),
             store: Arc::new(store),
             catalog,
@@ -150,14 +154,21 @@ impl S3Target {
 
     /// Runs the uploader until `cancel`: uploads what is queued (also what a previous run left),
     /// retrying failures with backoff.
+    ///
+    /// While every attempt fails (an outage), one upload at a time tries, at growing intervals
+    /// (2 s doubling to 60 s), rather than each due upload sending its file only to be
+    /// refused; the log says so at 1, 2, 4 … failed attempts, with the reason. The first upload
+    /// that goes through again makes all the others due at once, so the backlog drains as soon
+    /// as storage is back.
     pub async fn run_uploader(self: Arc<Self>, cancel: CancellationToken) {
-        let mut failures_logged = 0u64;
+        let mut outage: Option<Outage> = None;
         loop {
-            let due = match self
-                .catalog
-                .due_uploads(&self.name, now_ms(), UPLOADS_IN_FLIGHT as u32)
-                .await
-            {
+            let limit = if outage.is_some() {
+                1
+            } else {
+                UPLOADS_IN_FLIGHT as u32
+            };
+            let due = match self.catalog.due_uploads(&self.name, now_ms(), limit).await {
                 Ok(due) => due,
                 Err(err) => {
                     tracing::warn!(bucket = %self.name, %err, "cannot read the upload queue");
@@ -169,29 +180,55 @@ impl S3Target {
                     due.into_iter().map(|row| self.clone().upload_one(row)),
                 )
                 .await;
-                let failed = results.iter().filter(|ok| !**ok).count() as u64;
-                if failed == 0 {
-                    failures_logged = 0;
+                let tried = results.len() as u64;
+                if results.iter().any(Result::is_ok) {
+                    // Something went up: storage works.
+                    if let Some(o) = outage.take() {
+                        let retried = self
+                            .catalog
+                            .retry_uploads_now(&self.name, now_ms())
+                            .await
+                            .unwrap_or(0);
+                        tracing::info!(bucket = %self.name, real_bucket = %self.real_bucket,
+                            failed_attempts = o.failed, retried_now = retried,
+                            "object storage takes uploads again");
+                    }
                     continue;
                 }
-                failures_logged += failed;
-                if failures_logged.is_power_of_two() {
+                let reason = results
+                    .into_iter()
+                    .filter_map(Result::err)
+                    .next_back()
+                    .unwrap_or_default();
+                let o = outage.get_or_insert(Outage {
+                    failed: 0,
+                    next_log: 1,
+                    wait: RETRY_POLL / 2,
+                });
+                o.failed += tried;
+                o.wait = (o.wait * 2).min(MAX_RETRY);
+                if o.failed >= o.next_log {
+                    o.next_log = o.failed.saturating_mul(2);
                     let backlog = self.catalog.upload_backlog(&self.name).await.ok();
                     tracing::warn!(bucket = %self.name, real_bucket = %self.real_bucket,
                         pending = backlog.as_ref().map(|b| b.pending), failing = backlog.as_ref().map(|b| b.failing),
+                        failed_attempts = o.failed, %reason,
                         "object storage is not taking uploads; recordings wait in the spool and are retried");
                 }
             }
+            // In an outage new uploads wait for the next try too: they would only be refused.
+            let in_outage = outage.is_some();
+            let poll = outage.as_ref().map_or(IDLE_POLL, |o| o.wait);
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(IDLE_POLL.min(FIRST_RETRY * 2)) => {}
+                _ = self.wake.notified(), if !in_outage => {}
+                _ = tokio::time::sleep(poll) => {}
             }
         }
     }
 
-    /// One attempt at one queued upload; true if it went up.
-    async fn upload_one(self: Arc<Self>, row: UploadRow) -> bool {
+    /// One attempt at one queued upload; why not, if it did not go up.
+    async fn upload_one(self: Arc<Self>, row: UploadRow) -> Result<(), String> {
         let spool_file = PathBuf::from(&row.spool_path);
         match self.send(&spool_file, &row.object).await {
             Ok(size) => {
@@ -216,7 +253,7 @@ impl S3Target {
                 if let Err(err) = confirmed {
                     tracing::warn!(bucket = %self.name, object = %row.object, %err,
                         "uploaded, but the queue could not be updated; it will be sent again");
-                    return true;
+                    return Ok(());
                 }
                 if let Err(err) = tokio::fs::remove_file(&spool_file).await
                     && err.kind() != std::io::ErrorKind::NotFound
@@ -224,7 +261,7 @@ impl S3Target {
                     tracing::warn!(spool = %spool_file.display(), %err, "cannot remove an uploaded spool file");
                 }
                 tracing::debug!(bucket = %self.name, object = %row.object, bytes = size, "uploaded");
-                true
+                Ok(())
             }
             Err(err) => {
                 let attempts = u32::try_from(row.attempts.max(0)).unwrap_or(u32::MAX);
@@ -235,8 +272,9 @@ impl S3Target {
                 let jitter = backoff.mul_f64(rand_fraction() * 0.25);
                 let next = now_ms() + i64::try_from((backoff + jitter).as_millis()).unwrap_or(0);
                 if attempts == 0 || (attempts + 1).is_power_of_two() {
-                    tracing::warn!(bucket = %self.name, object = %row.object, attempt = attempts + 1, %err,
-                        retry_in_ms = (backoff + jitter).as_millis() as u64, "upload failed; will retry");
+                    tracing::warn!(bucket = %self.name, real_bucket = %self.real_bucket, object = %row.object,
+                        attempt = attempts + 1, %err, retry_in_ms = (backoff + jitter).as_millis() as u64,
+                        "upload failed; will retry");
                 }
                 if let Err(e) = self
                     .catalog
@@ -245,9 +283,61 @@ impl S3Target {
                 {
                     tracing::warn!(bucket = %self.name, %e, "cannot record an upload failure");
                 }
-                false
+                Err(err.to_string())
             }
         }
+    }
+
+    /// Why object storage failed a request, in one line an operator can act on: what S3's
+    /// error code means here, with the code and message it sent, or that the endpoint cannot
+    /// be reached.
+    fn failed(&self, e: object_store::Error) -> StorageError {
+        let text = e.to_string();
+        let code = xml_field(&text, "Code");
+        let bucket = &self.real_bucket;
+        let what = match code {
+            Some("NoSuchBucket") => Some(format!("bucket {bucket} does not exist")),
+            Some(
+                "InvalidAccessKeyId"
+                | "SignatureDoesNotMatch"
+                | "InvalidToken"
+                | "ExpiredToken"
+                | "TokenRefreshRequired"
+                | "AuthorizationHeaderMalformed",
+            ) => Some(format!(
+                "storage refused the credentials for bucket {bucket}"
+            )),
+            Some("AccessDenied" | "AllAccessDisabled") => Some(format!(
+                "access to bucket {bucket} denied: the credentials lack permission"
+            )),
+            _ if matches!(
+                e,
+                object_store::Error::PermissionDenied { .. }
+                    | object_store::Error::Unauthenticated { .. }
+            ) =>
+            {
+                Some(format!(
+                    "storage refused the credentials for bucket {bucket}"
+                ))
+            }
+            None if text.contains("error sending request") => {
+                Some(format!("cannot reach {}", self.endpoint))
+            }
+            _ => None,
+        };
+        // The first line without the XML body; the code and message say what it held.
+        let first = text.split("<?xml").next().unwrap_or_default();
+        let mut detail = first.split_whitespace().collect::<Vec<_>>().join(" ");
+        if let Some(code) = code {
+            detail = match xml_field(&text, "Message") {
+                Some(message) => format!("{code}: {message}"),
+                None => code.to_owned(),
+            };
+        }
+        StorageError::Remote(match what {
+            Some(what) => format!("{what} ({detail})"),
+            None => detail,
+        })
     }
 
     /// Sends a spool file to `object` and confirms it; returns its size.
@@ -261,9 +351,13 @@ impl S3Target {
             self.store
                 .put(&location, PutPayload::from(data))
                 .await
-                .map_err(remote)?;
+                .map_err(|e| self.failed(e))?;
         } else {
-            let upload = self.store.put_multipart(&location).await.map_err(remote)?;
+            let upload = self
+                .store
+                .put_multipart(&location)
+                .await
+                .map_err(|e| self.failed(e))?;
             let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
             let mut buf = vec![0u8; FILE_READ];
             let sent = async {
@@ -275,7 +369,7 @@ impl S3Target {
                     writer
                         .wait_for_capacity(PARTS_IN_FLIGHT)
                         .await
-                        .map_err(remote)?;
+                        .map_err(|e| self.failed(e))?;
                     writer.write(&buf[..n]);
                 }
                 Ok::<_, StorageError>(())
@@ -285,9 +379,13 @@ impl S3Target {
                 let _ = writer.abort().await;
                 return Err(err);
             }
-            writer.finish().await.map_err(remote)?;
+            writer.finish().await.map_err(|e| self.failed(e))?;
         }
-        let meta = self.store.head(&location).await.map_err(remote)?;
+        let meta = self
+            .store
+            .head(&location)
+            .await
+            .map_err(|e| self.failed(e))?;
         if meta.size != size {
             return Err(StorageError::Remote(format!(
                 "{object}: stored {} bytes of {size}",
@@ -296,6 +394,24 @@ impl S3Target {
         }
         Ok(size)
     }
+}
+
+/// The text of the first `<name>…</name>` element in `text` (S3's XML error bodies).
+fn xml_field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let start = text.find(&open)? + open.len();
+    let len = text[start..].find(&format!("</{name}>"))?;
+    Some(text[start..start + len].trim())
+}
+
+/// While every attempt fails.
+struct Outage {
+    /// Failed attempts so far.
+    failed: u64,
+    /// The failure count at which the next warning is logged.
+    next_log: u64,
+    /// Until the next try: doubling up to [`MAX_RETRY`].
+    wait: Duration,
 }
 
 /// A number in [0, 1) for jitter, without a random-number crate: the clock's nanoseconds.
@@ -350,6 +466,20 @@ impl Target for S3Target {
 
     async fn read(&self, object: &str, range: Option<ByteRange>) -> Result<ObjectRead> {
         let location = object_path(object)?;
+        // An object whose upload is pending is only in the spool so far (recovery reads a
+        // CMAF init segment stored before a crash while storage was down).
+        if let Some(spool_file) = self
+            .catalog
+            .pending_upload_spool(&self.name, object)
+            .await
+            .map_err(remote)?
+        {
+            match crate::local::read_file(Path::new(&spool_file), object, range).await {
+                // Uploaded (and removed from the spool) since the look-up.
+                Err(e) if e.is_not_found() => {}
+                read => return read,
+            }
+        }
         let range = match range {
             None => None,
             Some(ByteRange::From { start, end: None }) => Some(GetRange::Offset(start)),
@@ -379,7 +509,7 @@ impl Target for S3Target {
                         size: 0,
                     }
                 }
-                e => remote(e),
+                e => self.failed(e),
             })?;
         let size = result.meta.size;
         let byte_range = result.range.clone();
@@ -399,27 +529,27 @@ impl Target for S3Target {
         self.store
             .put(&location, PutPayload::from(data))
             .await
-            .map_err(remote)?;
+            .map_err(|e| self.failed(e))?;
         Ok(())
     }
 
     async fn delete(&self, object: &str) -> Result<()> {
         let location = object_path(object)?;
         match self.store.delete(&location).await {
-            Ok(()) => Ok(()),
-            Err(e) => match map_get_error(object, e) {
-                StorageError::NotFound(_) => Ok(()),
-                e => Err(e),
-            },
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.failed(e)),
         }
     }
 
-    async fn backlog(&self) -> Result<u64> {
-        Ok(self
+    async fn backlog(&self) -> Result<Backlog> {
+        let backlog = self
             .catalog
             .upload_backlog(&self.name)
             .await
-            .map_err(remote)?
-            .pending)
+            .map_err(remote)?;
+        Ok(Backlog {
+            pending: backlog.pending,
+            failing: backlog.failing,
+        })
     }
 }

@@ -62,12 +62,14 @@ pub struct Server {
     child: Option<Child>,
     pub dir: tempfile::TempDir,
     pub rtmp: SocketAddr,
-    /// The API port (OpenAPI, `/vod/…` playback).
-    pub api: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
     lines: mpsc::Receiver<String>,
     /// Every line with the moment it was read (for "how late did the server see X").
     timed: Arc<Mutex<Vec<(Instant, String)>>>,
+    /// Extra environment of the server process, kept for [`Server::restart`].
+    env: Vec<(String, String)>,
+    /// The API port (OpenAPI, `/vod/…` playback, `/metrics`), from the log.
+    pub api: SocketAddr,
 }
 
 impl Server {
@@ -91,22 +93,42 @@ impl Server {
             ),
         )
         .expect("write config");
+        let (_, lines) = mpsc::channel();
+        let mut server = Server {
+            child: None,
+            dir,
+            rtmp: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log: Arc::new(Mutex::new(Vec::new())),
+            lines,
+            timed: Arc::new(Mutex::new(Vec::new())),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            api: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        server.spawn();
+        server
+    }
+
+    /// Starts the server process on the config and data of this `Server` and waits until it
+    /// listens. Lines of an earlier process stay in the log.
+    fn spawn(&mut self) {
+        let config = self.dir.path().join("liverec.toml");
         let mut child = Command::new(env!("CARGO_BIN_EXE_liverec"))
             .args(["serve", "--config"])
             .arg(&config)
             .env("LIVEREC_LOG", "info,liverec_rtmp=debug")
-            .envs(env.iter().copied())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn liverec");
         let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let timed = Arc::new(Mutex::new(Vec::new()));
         let (tx, lines) = mpsc::channel();
         {
-            let log = log.clone();
-            let timed = timed.clone();
+            let log = self.log.clone();
+            let timed = self.timed.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                     eprintln!("[liverec] {line}");
@@ -116,22 +138,64 @@ impl Server {
                 }
             });
         }
-        let mut server = Server {
-            child: Some(child),
-            dir,
-            rtmp: SocketAddr::from(([127, 0, 0, 1], 0)),
-            api: SocketAddr::from(([127, 0, 0, 1], 0)),
-            log,
-            lines,
-            timed,
-        };
-        let line = server.wait_for_log("rtmp ingest listening", Duration::from_secs(20));
-        server.rtmp = logged_addr(&line);
-        // Logged before the RTMP listener: already in the log, so not waited for (which
-        // would take the line from the channel tests wait on).
-        let api = server.log_lines(&["api listening"]);
-        server.api = logged_addr(api.first().expect("`api listening` logged before RTMP"));
-        server
+        self.child = Some(child);
+        self.lines = lines;
+        let api = self.wait_for_log("api listening", Duration::from_secs(20));
+        self.api = log_field(&api, "addr")
+            .and_then(|a| a.parse().ok())
+            .expect("api addr in log");
+        let line = self.wait_for_log("rtmp ingest listening", Duration::from_secs(20));
+        self.rtmp = log_field(&line, "addr")
+            .and_then(|a| a.parse().ok())
+            .expect("rtmp addr in log");
+    }
+
+    /// Kills the server with SIGKILL (no shutdown handling at all) and waits for it.
+    pub fn kill_9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same config and data (after [`Server::kill_9`] or
+    /// [`Server::terminate`]); its ports are new ones.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "the server is still running");
+        self.spawn();
+    }
+
+    /// The API's address (the OpenAPI, `/vod/`, `/metrics`).
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api
+    }
+
+    /// `GET path` on the API port; (status, body).
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let addr = self.api_addr();
+        let mut conn = std::net::TcpStream::connect(addr).expect("connect to the API");
+        conn.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            conn,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = Vec::new();
+        conn.read_to_end(&mut answer)
+            .expect("read the API's answer");
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no HTTP status in {answer:?}"));
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
     }
 
     pub fn url(&self, app: &str, stream: &str) -> String {
@@ -258,16 +322,6 @@ impl Server {
     }
 }
 
-/// The `addr=` of a log line.
-fn logged_addr(line: &str) -> SocketAddr {
-    line.split("addr=")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no addr= in {line:?}"))
-        .parse()
-        .unwrap_or_else(|e| panic!("bad addr= in {line:?}: {e}"))
-}
-
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -275,6 +329,13 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// The value of `name=value` in a log line.
+pub fn log_field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    line.split(&format!("{name}="))
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
 }
 
 fn collect(dir: &Path, extension: &str, out: &mut Vec<PathBuf>) {

@@ -232,6 +232,29 @@ impl MotoServer {
         }
     }
 
+    /// Turns moto's IAM authentication on or off (`/moto-api/reset-auth`). On, every request
+    /// must be signed with the keys of an IAM user made in this moto, so any other credentials
+    /// (liverec's and this fixture's client's `test`/`test`) are refused with 403
+    /// `InvalidAccessKeyId`; off (the default), any credentials are accepted.
+    pub fn require_auth(&self, on: bool) {
+        use std::io::Read;
+        // Requests before the count are not authenticated: 0 = from now on, inf = never.
+        let body = if on { "0" } else { "inf" };
+        let addr = self.addr();
+        let mut conn = TcpStream::connect(addr).expect("connect to moto");
+        conn.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            conn,
+            "POST /moto-api/reset-auth HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).expect("moto's answer");
+        assert!(answer.starts_with("HTTP/1.1 200"), "reset-auth: {answer}");
+    }
+
     /// A proxy to this server that a test can cut; see [`CutProxy`].
     pub fn proxy(&self) -> CutProxy {
         CutProxy::start(self.addr())

@@ -410,8 +410,7 @@ async fn finalize(ctx: &OutputContext, mut open: OpenPlaylist) -> Result<FileRec
     let text = render_playlist(ctx, &open, &name.to_string(), true);
     // The final playlist replaces the growing one in place and is stored from there, so a
     // crash after the store leaves nothing for recovery to redo.
-    let path = open.spool_playlist.clone();
-    let bytes = write_synced(path.clone(), text).await?;
+    let bytes = write_synced(open.spool_playlist.clone(), text).await?;
     let duration_ms = open.segments.iter().map(|s| s.duration_ms).sum();
     let mut record = ctx.file_record(
         open.record_id.clone(),
@@ -426,7 +425,7 @@ async fn finalize(ctx: &OutputContext, mut open: OpenPlaylist) -> Result<FileRec
     record.object = ctx
         .target
         .store(StoreRequest {
-            spool_file: path,
+            spool_file: open.spool_playlist.clone(),
             name,
             group: Some(group),
             completion: Some(completion(&record)?),

@@ -1,0 +1,88 @@
+//! `GET /metrics`: Prometheus text format (version 0.0.4), unauthenticated like most
+//! exporters, so it belongs on a port only operators reach. Rendered by hand: a few gauges
+//! read on request, no registry.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::ApiState;
+
+/// Content type of the Prometheus text format.
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// One gauge per configured storage target (`[buckets.NAME]`):
+/// `liverec_upload_backlog{bucket="NAME"}` files stored but not yet uploaded, and
+/// `liverec_upload_failing{bucket="NAME"}` those of them that failed at least once.
+pub(crate) async fn serve(State(state): State<Arc<ApiState>>) -> Response {
+    let mut targets: Vec<_> = state.storage.configured().cloned().collect();
+    targets.sort_by(|a, b| a.bucket().cmp(b.bucket()));
+    let mut backlog = Vec::with_capacity(targets.len());
+    for target in &targets {
+        match target.backlog().await {
+            Ok(b) => backlog.push((target.bucket(), b)),
+            // A bucket left out is "unknown", not 0.
+            Err(err) => {
+                tracing::warn!(bucket = target.bucket(), %err, "metrics: cannot read the upload backlog")
+            }
+        }
+    }
+    let mut out = String::new();
+    gauge(
+        &mut out,
+        "liverec_upload_backlog",
+        "Recordings stored to the bucket's target but not yet uploaded (waiting or retrying).",
+        backlog.iter().map(|(bucket, b)| (*bucket, b.pending)),
+    );
+    gauge(
+        &mut out,
+        "liverec_upload_failing",
+        "Uploads of the backlog that failed at least once (storage unreachable or refusing).",
+        backlog.iter().map(|(bucket, b)| (*bucket, b.failing)),
+    );
+    (StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_TYPE)], out).into_response()
+}
+
+fn gauge<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    values: impl Iterator<Item = (&'a str, u64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    for (bucket, value) in values {
+        let _ = writeln!(out, "{name}{{bucket=\"{}\"}} {value}", escape(bucket));
+    }
+}
+
+/// A label value as the text format wants it.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_gauges_with_escaped_labels() {
+        let mut out = String::new();
+        gauge(
+            &mut out,
+            "g",
+            "help",
+            [("a", 1), ("b\"\\\n", 2)].into_iter(),
+        );
+        assert_eq!(
+            out,
+            "# HELP g help\n# TYPE g gauge\ng{bucket=\"a\"} 1\ng{bucket=\"b\\\"\\\\\\n\"} 2\n"
+        );
+    }
+}
