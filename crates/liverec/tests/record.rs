@@ -116,28 +116,7 @@ fn h264_aac_stream_is_recorded_in_every_format() {
     );
     assert!(server.recorded("m4s").len() >= 4);
     // Every finished file is a row of the record index.
-    let db = format!(
-        "sqlite://{}",
-        server.data_dir().join("liverec.db").display()
-    );
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let rows = runtime.block_on(async {
-        let catalog = liverec_catalog::Catalog::open(&db).await.unwrap();
-        let page = liverec_catalog::Page {
-            num: 1,
-            size: 30,
-            desc: false,
-        };
-        let query = liverec_catalog::RecordingQuery {
-            domain: "v.example.com".into(),
-            app: "live".into(),
-            stream: "s1".into(),
-            start: 0,
-            end: i64::MAX,
-            page,
-        };
-        catalog.recordings(&query).await.unwrap().0
-    });
+    let rows = index_rows(&server.data_dir(), "v.example.com", "live", "s1");
     let mut formats: Vec<&str> = rows.iter().map(|r| r.format.as_str()).collect();
     formats.sort_unstable();
     assert_eq!(formats, vec!["cmaf", "flv", "m3u8", "mp4"]);

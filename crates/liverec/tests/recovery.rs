@@ -144,23 +144,7 @@ fn kill_9_while_recording_then_restart_recovers_every_format() {
     assert_eq!(found, 4);
     // Each recovered file is indexed once, with its picture size (kept in the sidecar), and
     // names an object that exists.
-    let rows = runtime().block_on(async {
-        let db = format!("sqlite://{}", data.join("liverec.db").display());
-        let catalog = liverec_catalog::Catalog::open(&db).await.unwrap();
-        let query = liverec_catalog::RecordingQuery {
-            domain: "live.liverec.local".into(),
-            app: "live".into(),
-            stream: "crash".into(),
-            start: 0,
-            end: i64::MAX,
-            page: liverec_catalog::Page {
-                num: 1,
-                size: 30,
-                desc: false,
-            },
-        };
-        catalog.recordings(&query).await.unwrap().0
-    });
+    let rows = index_rows(&data, "live.liverec.local", "live", "crash");
     let mut formats: Vec<&str> = rows.iter().map(|r| r.format.as_str()).collect();
     formats.sort_unstable();
     assert_eq!(formats, vec!["cmaf", "flv", "m3u8", "mp4"], "{rows:?}");

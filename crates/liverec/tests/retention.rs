@@ -13,26 +13,7 @@ use support::*;
 const T: Duration = Duration::from_secs(60);
 
 fn index_rows(server: &Server, stream: &str) -> Vec<liverec_catalog::RecordingRow> {
-    runtime().block_on(async {
-        let db = format!(
-            "sqlite://{}",
-            server.data_dir().join("liverec.db").display()
-        );
-        let catalog = liverec_catalog::Catalog::open(&db).await.unwrap();
-        let query = liverec_catalog::RecordingQuery {
-            domain: "live.liverec.local".into(),
-            app: "live".into(),
-            stream: stream.into(),
-            start: 0,
-            end: i64::MAX,
-            page: liverec_catalog::Page {
-                num: 1,
-                size: 30,
-                desc: false,
-            },
-        };
-        catalog.recordings(&query).await.unwrap().0
-    })
+    support::index_rows(&server.data_dir(), "live.liverec.local", "live", stream)
 }
 
 fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {

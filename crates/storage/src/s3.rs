@@ -232,11 +232,17 @@ impl S3Target {
         let spool_file = PathBuf::from(&row.spool_path);
         match self.send(&spool_file, &row.object).await {
             Ok(size) => {
-                if let Some(payload) = row
-                    .completion
-                    .as_deref()
-                    .and_then(|c| serde_json::from_str(c).ok())
-                {
+                let payload = match row.completion.as_deref().map(serde_json::from_str) {
+                    Some(Ok(payload)) => Some(payload),
+                    Some(Err(err)) => {
+                        // Written by this program; unreadable means a bug or a damaged row.
+                        tracing::error!(bucket = %self.name, object = %row.object, %err,
+                            "an uploaded file's completion (its index row) is unreadable; it is not indexed");
+                        None
+                    }
+                    None => None,
+                };
+                if let Some(payload) = payload {
                     (self.on_complete)(Completed {
                         bucket: self.name.clone(),
                         object: row.object.clone(),

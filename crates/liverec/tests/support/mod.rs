@@ -766,3 +766,32 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .build()
         .expect("tokio runtime")
 }
+
+/// The record index rows of `domain/app/stream` in the SQLite catalog under `data_dir`, oldest
+/// first.
+pub fn index_rows(
+    data_dir: &Path,
+    domain: &str,
+    app: &str,
+    stream: &str,
+) -> Vec<liverec_catalog::RecordingRow> {
+    runtime().block_on(async {
+        let db = format!("sqlite://{}", data_dir.join("liverec.db").display());
+        let catalog = liverec_catalog::Catalog::open(&db)
+            .await
+            .expect("open the catalog");
+        let query = liverec_catalog::RecordingQuery {
+            domain: domain.into(),
+            app: app.into(),
+            stream: stream.into(),
+            start: 0,
+            end: i64::MAX,
+            page: liverec_catalog::Page {
+                num: 1,
+                size: 100,
+                desc: false,
+            },
+        };
+        catalog.recordings(&query).await.expect("query the index").0
+    })
+}
