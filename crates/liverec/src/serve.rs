@@ -184,8 +184,13 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
     let (published_tx, mut published_rx) = mpsc::channel::<liverec_hub::StreamKey>(PUBLISHED_QUEUE);
     {
         let catalog = catalog.clone();
+        let cancel = background_cancel.clone();
         background.spawn(async move {
-            while let Some(key) = published_rx.recv().await {
+            // Ends when every ingest handler is gone, or at shutdown even if one lingers.
+            while let Some(key) = tokio::select! {
+                key = published_rx.recv() => key,
+                _ = cancel.cancelled() => None,
+            } {
                 let now = unix_ms(std::time::SystemTime::now());
                 if let Err(err) = catalog
                     .touch_stream(&key.domain, &key.app, &key.stream, now)
