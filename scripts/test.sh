@@ -28,7 +28,7 @@ fi
 # Browser peer (crates/liverec/tests/support/browser.rs, tests/browser): Debian's chromium,
 # driven by playwright-core on the machine's Node.js; never a browser download through npm.
 if [ ! -x /usr/bin/chromium ]; then
-  apt_install --no-install-recommends chromium
+  apt_install chromium
 fi
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then
