@@ -33,6 +33,7 @@ mod domains;
 mod error;
 mod keys;
 mod nonces;
+mod notify_configs;
 mod record_configs;
 mod recordings;
 mod secrets;
@@ -40,6 +41,7 @@ mod streams;
 mod uploads;
 
 pub use error::{CatalogError, Result};
+pub use notify_configs::NotifyConfigRow;
 
 /// An API access key. HMAC signatures need the plaintext secret, so it is stored as given
 /// (the SQLite file is created with mode 0600).
