@@ -34,6 +34,7 @@ mod error;
 mod keys;
 mod nonces;
 mod notify_configs;
+mod notify_events;
 mod record_configs;
 mod recordings;
 mod secrets;
@@ -42,6 +43,10 @@ mod uploads;
 
 pub use error::{CatalogError, Result};
 pub use notify_configs::NotifyConfigRow;
+pub use notify_events::{
+    AttemptOutcome, AttemptResult, NewNotifyEvent, NotifyBacklog, NotifyEventRow, ResendFilter,
+    STATUS_FAILED, STATUS_PENDING, STATUS_SUCCESS,
+};
 
 /// An API access key. HMAC signatures need the plaintext secret, so it is stored as given
 /// (the SQLite file is created with mode 0600).
