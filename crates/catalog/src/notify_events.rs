@@ -138,15 +138,16 @@ impl Catalog {
         Ok(queued)
     }
 
-    /// Claims up to `limit` due callbacks (due at `now`), at most `per_domain` of one domain,
-    /// none of the domains in `busy`, until `lease_until` (Unix milliseconds).
+    /// Claims up to `limit` due callbacks (due at `now`) until `lease_until` (Unix
+    /// milliseconds), so that no domain has more than `per_domain` in flight counting the
+    /// `in_flight` attempts the caller has already (domain, count).
     pub async fn claim_notify_events(
         &self,
         now: i64,
         lease_until: i64,
         limit: u32,
         per_domain: u32,
-        busy: &[String],
+        in_flight: &[(String, u32)],
     ) -> Result<Vec<NotifyEventRow>> {
         if limit == 0 || per_domain == 0 {
             return Ok(Vec::new());
@@ -155,11 +156,16 @@ impl Catalog {
             let mut q = QueryBuilder::new("UPDATE notify_events SET next_attempt_at = ");
             q.push_bind(lease_until);
             q.push(
-                " WHERE event_id IN (SELECT event_id FROM (SELECT event_id, next_attempt_at, \
+                " WHERE event_id IN (SELECT event_id FROM (SELECT event_id, domain, next_attempt_at, \
                  ROW_NUMBER() OVER (PARTITION BY domain ORDER BY next_attempt_at, event_id) AS n \
                  FROM notify_events WHERE status = 'pending' AND next_attempt_at <= ",
             );
             q.push_bind(now);
+            let busy: Vec<&String> = in_flight
+                .iter()
+                .filter(|(_, n)| *n >= per_domain)
+                .map(|(d, _)| d)
+                .collect();
             if !busy.is_empty() {
                 q.push(" AND domain NOT IN (");
                 let mut list = q.separated(", ");
@@ -169,7 +175,24 @@ impl Catalog {
                 q.push(")");
             }
             q.push(") due WHERE n <= ");
-            q.push_bind(i64::from(per_domain));
+            let partly: Vec<&(String, u32)> = in_flight
+                .iter()
+                .filter(|(_, n)| *n > 0 && *n < per_domain)
+                .collect();
+            if partly.is_empty() {
+                q.push_bind(i64::from(per_domain));
+            } else {
+                q.push("CASE domain");
+                for (domain, n) in partly {
+                    q.push(" WHEN ");
+                    q.push_bind(domain);
+                    q.push(" THEN ");
+                    q.push_bind(i64::from(per_domain - n));
+                }
+                q.push(" ELSE ");
+                q.push_bind(i64::from(per_domain));
+                q.push(" END");
+            }
             q.push(" ORDER BY next_attempt_at, event_id LIMIT ");
             q.push_bind(i64::from(limit));
             // Re-checked on the row being updated: a row another node claimed meanwhile has

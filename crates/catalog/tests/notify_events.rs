@@ -183,11 +183,18 @@ async fn claims_respect_the_per_domain_cap_and_busy_domains() {
         let per = |d: &str| rows.iter().filter(|r| r.domain == d).count();
         assert_eq!((per("a.example"), per("b.example")), (2, 2), "{label}");
         let rows = c
-            .claim_notify_events(NOW, NOW + 1, 100, 10, &["a.example".to_owned()])
+            .claim_notify_events(
+                NOW,
+                NOW + 1,
+                100,
+                4,
+                &[("a.example".to_owned(), 4), ("b.example".to_owned(), 3)],
+            )
             .await
             .unwrap();
+        // a.example is at its cap; b.example has room for one more.
         assert!(
-            rows.iter().all(|r| r.domain == "b.example") && rows.len() == 3,
+            rows.iter().all(|r| r.domain == "b.example") && rows.len() == 1,
             "{label}"
         );
         let rows = c
