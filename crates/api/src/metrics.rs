@@ -16,7 +16,9 @@ const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// One gauge per configured storage target (`[buckets.NAME]`):
 /// `liverec_upload_backlog{bucket="NAME"}` files stored but not yet uploaded, and
-/// `liverec_upload_failing{bucket="NAME"}` those of them that failed at least once.
+/// `liverec_upload_failing{bucket="NAME"}` those of them that failed at least once; and the
+/// callback outbox: `liverec_callbacks_pending`, `liverec_callbacks_retrying`,
+/// `liverec_callbacks_failed`.
 pub(crate) async fn serve(State(state): State<Arc<ApiState>>) -> Response {
     let mut targets: Vec<_> = state.storage.configured().cloned().collect();
     targets.sort_by(|a, b| a.bucket().cmp(b.bucket()));
@@ -43,6 +45,33 @@ pub(crate) async fn serve(State(state): State<Arc<ApiState>>) -> Response {
         "Uploads of the backlog that failed at least once (storage unreachable or refusing).",
         backlog.iter().map(|(bucket, b)| (*bucket, b.failing)),
     );
+    match state.catalog.notify_backlog().await {
+        Ok(b) => {
+            for (name, help, value) in [
+                (
+                    "liverec_callbacks_pending",
+                    "Callbacks not delivered yet and still being tried.",
+                    b.pending,
+                ),
+                (
+                    "liverec_callbacks_retrying",
+                    "Pending callbacks whose receiver failed at least once.",
+                    b.retrying,
+                ),
+                (
+                    "liverec_callbacks_failed",
+                    "Callbacks given up after notify.retry_hours (`liverec notify resend --failed` sends them again).",
+                    b.failed,
+                ),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+                );
+            }
+        }
+        Err(err) => tracing::warn!(%err, "metrics: cannot read the callback outbox"),
+    }
     (StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_TYPE)], out).into_response()
 }
 

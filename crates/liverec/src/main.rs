@@ -3,6 +3,7 @@
 mod configs;
 mod ingest;
 mod keys;
+mod notify;
 mod serve;
 mod settings;
 mod storage;
@@ -48,6 +49,34 @@ enum Cmd {
         data_dir: Option<PathBuf>,
         #[command(subcommand)]
         action: KeysAction,
+    },
+    /// Record callbacks (in the configured database).
+    Notify {
+        /// TOML config file (for `data_dir` / `database_url` / `[notify]`).
+        #[arg(long, short, env = "LIVEREC_CONFIG")]
+        config: Option<PathBuf>,
+        /// Overrides `data_dir`.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        action: NotifyAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum NotifyAction {
+    /// Send callbacks again: the given event ids (the Idempotency-Key a receiver saw), or with
+    /// `--failed` every callback given up after its retry window (of one domain with `--domain`).
+    Resend {
+        /// Every given-up callback.
+        #[arg(long, conflicts_with = "event_ids")]
+        failed: bool,
+        /// With `--failed`: only this domain's.
+        #[arg(long, requires = "failed")]
+        domain: Option<String>,
+        /// Event ids to send again, whatever their state.
+        #[arg(required_unless_present = "failed")]
+        event_ids: Vec<String>,
     },
 }
 
@@ -102,28 +131,63 @@ fn main() -> anyhow::Result<()> {
             data_dir,
             action,
         } => {
-            let mut settings = settings::Settings::load(config.as_deref())?;
-            if let Some(dir) = data_dir {
-                settings.data_dir = dir;
-            }
             let command = match action {
                 KeysAction::Create => keys::KeysCommand::Create,
                 KeysAction::List => keys::KeysCommand::List,
                 KeysAction::Disable { id } => keys::KeysCommand::Disable(id),
                 KeysAction::Enable { id } => keys::KeysCommand::Enable(id),
             };
-            let runtime =
-                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            runtime.block_on(async {
-                std::fs::create_dir_all(&settings.data_dir)
-                    .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
-                let catalog = liverec_catalog::Catalog::open(&settings.database_url())
-                    .await
-                    .context("cannot open the database")?;
+            with_catalog(config, data_dir, |catalog, _| async move {
                 keys::run(&catalog, command).await
             })
         }
+        Cmd::Notify {
+            config,
+            data_dir,
+            action:
+                NotifyAction::Resend {
+                    failed,
+                    domain,
+                    event_ids,
+                },
+        } => {
+            let filter = if failed {
+                liverec_catalog::ResendFilter::Failed { domain }
+            } else {
+                liverec_catalog::ResendFilter::Events(event_ids)
+            };
+            with_catalog(config, data_dir, |catalog, settings| async move {
+                notify::resend(&catalog, &settings.notify, filter).await
+            })
+        }
     }
+}
+
+/// Runs a CLI command against the configured database.
+fn with_catalog<F, Fut>(
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    command: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(liverec_catalog::Catalog, settings::Settings) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut settings = settings::Settings::load(config.as_deref())?;
+    if let Some(dir) = data_dir {
+        settings.data_dir = dir;
+    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
+        let catalog = liverec_catalog::Catalog::open(&settings.database_url())
+            .await
+            .context("cannot open the database")?;
+        let result = command(catalog.clone(), settings).await;
+        catalog.close().await;
+        result
+    })
 }
 
 /// Resolves on SIGINT or SIGTERM. The listeners are registered when this is called, not when

@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::configs::CatalogConfigs;
 use crate::ingest::{DomainPolicy, Ingest};
+use crate::notify::Callbacks;
 use crate::settings::{Settings, secs};
 use crate::workers::MediaWorkers;
 
@@ -31,12 +32,14 @@ const PUBLISHED_QUEUE: usize = 1024;
 /// How long RTMP sessions get to end at shutdown.
 const RTMP_DRAIN: Duration = Duration::from_secs(5);
 
-/// Indexes every finished file in the catalog: the storage targets' completion hook, called
-/// once a file's object (and its segments) exist. Idempotent on the record id, so a completion
-/// delivered again after a crash indexes the file once.
-fn index_hook(catalog: Catalog) -> OnComplete {
+/// Indexes every finished file in the catalog, with its callback in the same transaction: the
+/// storage targets' completion hook, called once a file's object (and its segments) exist.
+/// Idempotent on the record id, so a completion delivered again after a crash indexes the file
+/// (and queues its callback) once.
+fn index_hook(catalog: Catalog, callbacks: Callbacks) -> OnComplete {
     Arc::new(move |completed: Completed| {
         let catalog = catalog.clone();
+        let callbacks = callbacks.clone();
         Box::pin(async move {
             let mut record: FileRecord = match serde_json::from_value(completed.payload) {
                 Ok(r) => r,
@@ -48,8 +51,10 @@ fn index_hook(catalog: Catalog) -> OnComplete {
             };
             record.object = completed.object;
             let (row, objects) = index_entry(&record);
-            match catalog.insert_recording_with_objects(&row, &objects).await {
+            let event = callbacks.file_event(&record);
+            match catalog.index_recording(&row, &objects, Some(&event)).await {
                 Ok(true) => {
+                    callbacks.wake();
                     tracing::debug!(record_id = %row.record_id, object = %row.oss_object, "recording indexed")
                 }
                 Ok(false) => {
@@ -161,10 +166,12 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
     configs.reload().await;
     let background = TaskTracker::new();
     let background_cancel = CancellationToken::new();
+    let callbacks =
+        crate::notify::start(&settings.notify, &catalog, &background, &background_cancel)?;
     let storage = Arc::new(crate::storage::build(
         &settings,
         &catalog,
-        index_hook(catalog.clone()),
+        index_hook(catalog.clone(), callbacks.clone()),
         &background,
         &background_cancel,
     )?);

@@ -39,6 +39,8 @@ pub struct Settings {
     /// section is the local directory `{data_dir}/buckets/{name}/`.
     pub buckets: BTreeMap<String, BucketSettings>,
     pub storage: StorageSettings,
+    /// Record callbacks and the on-demand query.
+    pub notify: NotifySettings,
 }
 
 /// One `[buckets.NAME]` section.
@@ -74,6 +76,25 @@ fn default_bucket_type() -> String {
 pub struct StorageSettings {
     /// How often the retention sweep looks for expired recordings.
     pub retention_sweep_secs: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySettings {
+    /// Longest time one callback attempt may take (Alibaba: 5 s).
+    pub timeout_secs: f64,
+    /// How long a callback that cannot be delivered is retried before it is given up.
+    pub retry_hours: f64,
+    /// Callback attempts in flight, all domains together.
+    pub concurrency: u32,
+    /// Callback attempts in flight for one domain.
+    pub per_domain_concurrency: u32,
+    /// Delivered and given-up callbacks are kept this long (DescribeLiveRecordNotifyRecords).
+    pub keep_days: f64,
+    /// NotifyUrl / OnDemandUrl may name loopback and private hosts.
+    pub allow_private_hosts: bool,
+    /// Longest wait for an OnDemandUrl's answer before recording anyway.
+    pub on_demand_timeout_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -227,6 +248,15 @@ impl Default for Settings {
             storage: StorageSettings {
                 retention_sweep_secs: 3600.0,
             },
+            notify: NotifySettings {
+                timeout_secs: 5.0,
+                retry_hours: 24.0,
+                concurrency: 64,
+                per_domain_concurrency: 8,
+                keep_days: 7.0,
+                allow_private_hosts: true,
+                on_demand_timeout_ms: 3000,
+            },
         }
     }
 }
@@ -247,6 +277,7 @@ const SETTING_KEYS: &[&str] = &[
     "record",
     "buckets",
     "storage",
+    "notify",
 ];
 
 /// A positive, finite number of seconds.

@@ -112,7 +112,7 @@ impl Dispatcher {
             let mut wait = self.settings.poll_every;
             if free > 0 {
                 let now = SystemTime::now();
-                let in_flight: Vec<(String, u32)> =
+                let domains_in_flight: Vec<(String, u32)> =
                     per_domain.iter().map(|(d, n)| (d.clone(), *n)).collect();
                 match self
                     .catalog
@@ -121,7 +121,7 @@ impl Dispatcher {
                         unix_ms(now + lease),
                         free,
                         self.settings.per_domain,
-                        &in_flight,
+                        &domains_in_flight,
                     )
                     .await
                 {
