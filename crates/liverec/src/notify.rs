@@ -92,6 +92,10 @@ pub fn start(
         timeout: secs("notify.timeout_secs", settings.timeout_secs)?,
         concurrency: settings.concurrency.max(1),
         per_domain: settings.per_domain_concurrency.max(1),
+        max_interval: secs(
+            "notify.retry_max_interval_secs",
+            settings.retry_max_interval_secs,
+        )?,
         ..DeliverySettings::default()
     };
     let keep_for = secs("notify.keep_days", settings.keep_days * 86_400.0)?;

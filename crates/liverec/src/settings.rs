@@ -85,6 +85,8 @@ pub struct NotifySettings {
     pub timeout_secs: f64,
     /// How long a callback that cannot be delivered is retried before it is given up.
     pub retry_hours: f64,
+    /// After the five quick retries, the wait between attempts doubles from 30 s up to this.
+    pub retry_max_interval_secs: f64,
     /// Callback attempts in flight, all domains together.
     pub concurrency: u32,
     /// Callback attempts in flight for one domain.
@@ -251,6 +253,7 @@ impl Default for Settings {
             notify: NotifySettings {
                 timeout_secs: 5.0,
                 retry_hours: 24.0,
+                retry_max_interval_secs: 300.0,
                 concurrency: 64,
                 per_domain_concurrency: 8,
                 keep_days: 7.0,

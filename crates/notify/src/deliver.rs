@@ -39,6 +39,8 @@ pub struct DeliverySettings {
     pub per_domain: u32,
     /// Even with nothing announced, look for due rows this often (retries, other nodes).
     pub poll_every: Duration,
+    /// Cap of the slow retries' backoff.
+    pub max_interval: Duration,
 }
 
 impl Default for DeliverySettings {
@@ -48,6 +50,7 @@ impl Default for DeliverySettings {
             concurrency: 64,
             per_domain: 8,
             poll_every: Duration::from_secs(2),
+            max_interval: crate::schedule::DEFAULT_MAX_INTERVAL,
         }
     }
 }
@@ -204,7 +207,9 @@ impl Dispatcher {
         let outcome = if attempted.delivered {
             AttemptOutcome::Delivered
         } else {
-            let next = unix_ms(now + retry_delay(failures, rand::random::<f64>()));
+            let next = unix_ms(
+                now + retry_delay(failures, rand::random::<f64>(), self.settings.max_interval),
+            );
             if next > row.retry_until {
                 AttemptOutcome::GiveUp
             } else {

@@ -1,6 +1,6 @@
 //! When a failed callback is tried again: Alibaba's five quick retries (100 ms to 10 s,
-//! jittered), then a backoff that doubles from 30 s up to 5 min, for as long as the retry window
-//! lasts (API.md "Record callbacks").
+//! jittered), then a backoff that doubles from 30 s up to a cap (5 min by default), for as long
+//! as the retry window lasts (API.md "Record callbacks").
 
 use std::time::Duration;
 
@@ -10,11 +10,13 @@ const QUICK_BASE_MS: [u64; QUICK_RETRIES as usize] = [100, 400, 1_500, 4_000, 10
 const QUICK_MIN_MS: u64 = 100;
 const QUICK_MAX_MS: u64 = 10_000;
 const SLOW_FIRST_MS: u64 = 30_000;
-const SLOW_MAX_MS: u64 = 300_000;
+/// The default cap of the slow retries.
+pub const DEFAULT_MAX_INTERVAL: Duration = Duration::from_secs(300);
 
 /// The wait before the next attempt after `failures` failed attempts (1 = the first attempt
-/// failed). `jitter` in [0, 1) spreads retries of many events apart.
-pub fn retry_delay(failures: u32, jitter: f64) -> Duration {
+/// failed). `jitter` in [0, 1) spreads retries of many events apart. Slow retries never wait
+/// longer than `max_interval`.
+pub fn retry_delay(failures: u32, jitter: f64, max_interval: Duration) -> Duration {
     let jitter = if jitter.is_finite() {
         jitter.clamp(0.0, 1.0)
     } else {
@@ -28,7 +30,10 @@ pub fn retry_delay(failures: u32, jitter: f64) -> Duration {
         ((base * (0.5 + jitter)) as u64).clamp(QUICK_MIN_MS, QUICK_MAX_MS)
     } else {
         let doublings = (failures - QUICK_RETRIES - 1).min(16);
-        let base = (SLOW_FIRST_MS << doublings).min(SLOW_MAX_MS) as f64;
+        let cap = u64::try_from(max_interval.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let base = (SLOW_FIRST_MS << doublings).min(cap) as f64;
         // −20 % … +0 %: never above the cap.
         (base * (0.8 + 0.2 * jitter)) as u64
     };
@@ -42,23 +47,29 @@ mod tests {
 
     #[test]
     fn five_quick_then_slow() {
-        let d = |f| retry_delay(f, 0.5).as_millis();
+        let d = |f| retry_delay(f, 0.5, DEFAULT_MAX_INTERVAL).as_millis();
         assert_eq!(
             [d(1), d(2), d(3), d(4), d(5)],
             [100, 400, 1_500, 4_000, 10_000]
         );
         assert_eq!([d(6), d(7), d(8)], [27_000, 54_000, 108_000]);
         assert_eq!(d(40), 270_000);
+        // A lower cap shortens only the slow retries.
+        let short = |f| retry_delay(f, 0.5, Duration::from_secs(2)).as_millis();
+        assert_eq!(
+            [short(1), short(5), short(6), short(30)],
+            [100, 10_000, 1_800, 1_800]
+        );
     }
 
     proptest! {
         #[test]
         fn delays_stay_in_their_ranges(failures in 1u32..1000, jitter in -1.0f64..2.0) {
-            let ms = retry_delay(failures, jitter).as_millis() as u64;
+            let ms = retry_delay(failures, jitter, DEFAULT_MAX_INTERVAL).as_millis() as u64;
             if failures <= QUICK_RETRIES {
                 prop_assert!((QUICK_MIN_MS..=QUICK_MAX_MS).contains(&ms));
             } else {
-                prop_assert!((SLOW_FIRST_MS * 8 / 10..=SLOW_MAX_MS).contains(&ms));
+                prop_assert!((SLOW_FIRST_MS * 8 / 10..=300_000).contains(&ms));
             }
         }
     }

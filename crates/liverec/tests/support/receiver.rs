@@ -24,7 +24,7 @@ pub struct Received {
     /// Header names lowercase.
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
-    /// The status it was answered with (0: not answered).
+    /// The status it was answered with (0: not answered yet).
     pub status: u16,
 }
 
@@ -230,7 +230,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> impl Int
             )
         })
         .collect();
-    let mut received = Received {
+    let received = Received {
         at,
         method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),
@@ -238,6 +238,12 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> impl Int
         headers,
         body: body.to_vec(),
         status: 0,
+    };
+    // Recorded on arrival, so a test sees a request that is still waiting for its answer.
+    let index = {
+        let mut all = shared.received.lock().unwrap();
+        all.push(received);
+        all.len() - 1
     };
     let (status, answer) = if parts.method == Method::POST {
         let n = {
@@ -254,18 +260,15 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> impl Int
         match &behaviour.on_demand {
             OnDemandAnswer::Json(body) => (200, body.clone()),
             OnDemandAnswer::Status(status) => (*status, String::new()),
-            OnDemandAnswer::Never => {
-                shared.received.lock().unwrap().push(received);
-                std::future::pending::<()>().await;
-                unreachable!()
-            }
+            OnDemandAnswer::Never => std::future::pending().await,
         }
     };
     if !behaviour.delay.is_zero() {
         tokio::time::sleep(behaviour.delay).await;
     }
-    received.status = status;
-    shared.received.lock().unwrap().push(received);
+    if let Some(r) = shared.received.lock().unwrap().get_mut(index) {
+        r.status = status;
+    }
     (
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         answer,
