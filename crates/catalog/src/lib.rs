@@ -34,6 +34,7 @@ mod error;
 mod keys;
 mod nonces;
 mod notify_configs;
+mod notify_records;
 mod record_configs;
 mod recordings;
 mod secrets;
@@ -42,6 +43,7 @@ mod uploads;
 
 pub use error::{CatalogError, Result};
 pub use notify_configs::NotifyConfigRow;
+pub use notify_records::{NotifyOutcome, NotifyRecordQuery, NotifyRecordRow, NotifyStatus};
 
 /// An API access key. HMAC signatures need the plaintext secret, so it is stored as given
 /// (the SQLite file is created with mode 0600).
