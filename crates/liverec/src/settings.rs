@@ -39,6 +39,7 @@ pub struct Settings {
     /// section is the local directory `{data_dir}/buckets/{name}/`.
     pub buckets: BTreeMap<String, BucketSettings>,
     pub storage: StorageSettings,
+    pub notify: NotifySettings,
 }
 
 /// One `[buckets.NAME]` section.
@@ -67,6 +68,23 @@ pub struct BucketSettings {
 
 fn default_bucket_type() -> String {
     "local".to_owned()
+}
+
+/// `[notify]`: record callbacks.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifySettings {
+    /// NotifyUrl / OnDemandUrl may name loopback and private hosts; false refuses them
+    /// (`InvalidNotifyUrl.Unsafe`), so API users cannot aim callbacks at the internal network.
+    pub allow_private_hosts: bool,
+}
+
+impl Default for NotifySettings {
+    fn default() -> Self {
+        Self {
+            allow_private_hosts: true,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -227,6 +245,7 @@ impl Default for Settings {
             storage: StorageSettings {
                 retention_sweep_secs: 3600.0,
             },
+            notify: NotifySettings::default(),
         }
     }
 }
@@ -247,6 +266,7 @@ const SETTING_KEYS: &[&str] = &[
     "record",
     "buckets",
     "storage",
+    "notify",
 ];
 
 /// A positive, finite number of seconds.
@@ -401,6 +421,7 @@ impl Settings {
             strict_domains: self.api.strict_domains,
             key_cache_ttl: liverec_api::DEFAULT_KEY_CACHE_TTL,
             buckets: self.api.buckets.clone(),
+            allow_private_notify_hosts: self.notify.allow_private_hosts,
         }
     }
 
@@ -531,6 +552,27 @@ mod tests {
             let err = format!("{:#}", Settings::load(Some(&path)).unwrap_err());
             assert!(err.contains(why), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn notify_section() {
+        let s = Settings::default();
+        assert!(s.notify.allow_private_hosts);
+        assert!(s.api_settings().allow_private_notify_hosts);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("liverec.toml");
+        std::fs::write(&path, "[notify]\nallow_private_hosts = false\n").unwrap();
+        let s = Settings::load(Some(&path)).unwrap();
+        assert!(!s.api_settings().allow_private_notify_hosts);
+        std::fs::write(&path, "[notify]\n").unwrap();
+        assert!(
+            Settings::load(Some(&path))
+                .unwrap()
+                .notify
+                .allow_private_hosts
+        );
+        std::fs::write(&path, "[notify]\nallow_private = false\n").unwrap();
+        assert!(Settings::load(Some(&path)).is_err());
     }
 
     #[test]
