@@ -34,6 +34,7 @@ mod error;
 mod keys;
 mod nonces;
 mod notify_configs;
+mod notify_events;
 mod notify_records;
 mod record_configs;
 mod recordings;
@@ -43,6 +44,10 @@ mod uploads;
 
 pub use error::{CatalogError, Result};
 pub use notify_configs::NotifyConfigRow;
+pub use notify_events::{
+    AttemptOutcome, AttemptResult, NewNotifyEvent, NotifyBacklog, NotifyEventRow, ResendFilter,
+    STATUS_FAILED, STATUS_PENDING, STATUS_SUCCESS,
+};
 pub use notify_records::{NotifyOutcome, NotifyRecordQuery, NotifyRecordRow, NotifyStatus};
 
 /// An API access key. HMAC signatures need the plaintext secret, so it is stored as given

@@ -5,6 +5,7 @@ use sqlx::QueryBuilder;
 
 use crate::backend::BeginWrite;
 use crate::error::{CatalogError, Result};
+use crate::notify_events::{INSERT_EVENT_SQL, NewNotifyEvent, bind_event};
 use crate::{
     Catalog, ContentRow, ObjectKind, RecordingObject, RecordingQuery, RecordingRow, SegmentRow,
 };
@@ -388,6 +389,18 @@ impl Catalog {
         recording: &RecordingRow,
         objects: &[RecordingObject],
     ) -> Result<bool> {
+        self.index_recording(recording, objects, None).await
+    }
+
+    /// [`insert_recording_with_objects`](Self::insert_recording_with_objects), and in the same
+    /// transaction the file's callback (queued if the domain has a notify config): a file is
+    /// never indexed without its callback, nor announced without its row.
+    pub async fn index_recording(
+        &self,
+        recording: &RecordingRow,
+        objects: &[RecordingObject],
+        file_event: Option<&NewNotifyEvent>,
+    ) -> Result<bool> {
         let r = recording;
         on_pool!(self, |pool| async {
             let mut tx = pool.begin_write().await?;
@@ -418,6 +431,11 @@ impl Catalog {
                 });
                 // The SQL depends on the chunk's size: not worth a cached statement.
                 query.build().persistent(false).execute(&mut *tx).await?;
+            }
+            if let Some(event) = file_event {
+                bind_event(sqlx::query(INSERT_EVENT_SQL), event, false)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
             Ok::<_, sqlx::Error>(true)
