@@ -6,6 +6,7 @@ mod common;
 mod realtime_command;
 mod record_config;
 mod record_index;
+mod record_notify;
 mod streams;
 
 use crate::ApiState;
@@ -30,6 +31,11 @@ pub enum Action {
     DescribeLiveStreamRecordContent,
     CreateLiveStreamRecordIndexFiles,
     DeleteLiveStreamRecordIndexFiles,
+    AddLiveRecordNotifyConfig,
+    UpdateLiveRecordNotifyConfig,
+    DeleteLiveRecordNotifyConfig,
+    DescribeLiveRecordNotifyConfig,
+    DescribeLiveRecordNotifyRecords,
 }
 
 impl Action {
@@ -45,6 +51,11 @@ impl Action {
         Action::DescribeLiveStreamRecordContent,
         Action::CreateLiveStreamRecordIndexFiles,
         Action::DeleteLiveStreamRecordIndexFiles,
+        Action::AddLiveRecordNotifyConfig,
+        Action::UpdateLiveRecordNotifyConfig,
+        Action::DeleteLiveRecordNotifyConfig,
+        Action::DescribeLiveRecordNotifyConfig,
+        Action::DescribeLiveRecordNotifyRecords,
     ];
 
     /// The wire name (also the XML root `{name}Response`).
@@ -61,6 +72,11 @@ impl Action {
             Action::DescribeLiveStreamRecordContent => "DescribeLiveStreamRecordContent",
             Action::CreateLiveStreamRecordIndexFiles => "CreateLiveStreamRecordIndexFiles",
             Action::DeleteLiveStreamRecordIndexFiles => "DeleteLiveStreamRecordIndexFiles",
+            Action::AddLiveRecordNotifyConfig => "AddLiveRecordNotifyConfig",
+            Action::UpdateLiveRecordNotifyConfig => "UpdateLiveRecordNotifyConfig",
+            Action::DeleteLiveRecordNotifyConfig => "DeleteLiveRecordNotifyConfig",
+            Action::DescribeLiveRecordNotifyConfig => "DescribeLiveRecordNotifyConfig",
+            Action::DescribeLiveRecordNotifyRecords => "DescribeLiveRecordNotifyRecords",
         }
     }
 
@@ -134,6 +150,31 @@ pub async fn dispatch(
         }
         Action::DeleteLiveStreamRecordIndexFiles => {
             record_index::DeleteLiveStreamRecordIndexFiles::parse(params)?
+                .handle(state)
+                .await
+        }
+        Action::AddLiveRecordNotifyConfig => {
+            record_notify::AddLiveRecordNotifyConfig::parse(params)?
+                .handle(state)
+                .await
+        }
+        Action::UpdateLiveRecordNotifyConfig => {
+            record_notify::UpdateLiveRecordNotifyConfig::parse(params)?
+                .handle(state)
+                .await
+        }
+        Action::DeleteLiveRecordNotifyConfig => {
+            record_notify::DeleteLiveRecordNotifyConfig::parse(params)?
+                .handle(state)
+                .await
+        }
+        Action::DescribeLiveRecordNotifyConfig => {
+            record_notify::DescribeLiveRecordNotifyConfig::parse(params)?
+                .handle(state)
+                .await
+        }
+        Action::DescribeLiveRecordNotifyRecords => {
+            record_notify::DescribeLiveRecordNotifyRecords::parse(params)?
                 .handle(state)
                 .await
         }

@@ -17,6 +17,10 @@ pub enum ApiError {
     /// wording of the index actions, ERRORS.md).
     #[error("malformed parameter {0}")]
     MalformedValue(&'static str),
+    /// `Invalid{Name}.Unsafe`: a callback URL naming a private or loopback host while
+    /// `[notify] allow_private_hosts` is off.
+    #[error("unsafe parameter {0}")]
+    Unsafe(&'static str),
     /// A parameter without a documented code has a bad value.
     #[error("invalid parameter {0}")]
     InvalidParameter(String),
@@ -109,6 +113,7 @@ impl ApiError {
             Self::Malformed(name) | Self::MalformedValue(name) => {
                 format!("Invalid{name}.Malformed")
             }
+            Self::Unsafe(name) => format!("Invalid{name}.Unsafe"),
             Self::InvalidParameter(_)
             | Self::TooLarge { .. }
             | Self::TooManyParameters { .. }
@@ -150,7 +155,10 @@ impl ApiError {
             Self::Malformed(name @ ("StartTime" | "EndTime")) | Self::MalformedValue(name) => {
                 format!("Specified {name} is malformed.")
             }
+            // ERRORS.md, Add/UpdateLiveRecordNotifyConfig.
+            Self::Malformed("NotifyUrl") => "Specified NotifyUrl is invalid.".to_owned(),
             Self::Malformed(name) => format!("Specified parameter {name} is not valid."),
+            Self::Unsafe(name) => format!("Specified {name} is not safe."),
             Self::InvalidParameter(name) | Self::Duplicate(name) => {
                 format!("The specified value of parameter \"{name}\" is not valid.")
             }
@@ -261,6 +269,18 @@ mod tests {
                 400,
                 "InvalidStartTime.Malformed",
                 "Specified StartTime is malformed.",
+            ),
+            (
+                ApiError::Malformed("NotifyUrl"),
+                400,
+                "InvalidNotifyUrl.Malformed",
+                "Specified NotifyUrl is invalid.",
+            ),
+            (
+                ApiError::Unsafe("NotifyUrl"),
+                400,
+                "InvalidNotifyUrl.Unsafe",
+                "Specified NotifyUrl is not safe.",
             ),
             (
                 ApiError::InvalidParameter("DelayTime".into()),

@@ -65,6 +65,9 @@ pub struct ApiSettings {
     pub key_cache_ttl: Duration,
     /// `None`: any bucket name is accepted (a local directory); `Some(list)`: only those.
     pub buckets: Option<Vec<String>>,
+    /// NotifyUrl / OnDemandUrl may name loopback and private hosts (`[notify]
+    /// allow_private_hosts`); when false such URLs are refused as unsafe.
+    pub allow_private_notify_hosts: bool,
 }
 
 impl Default for ApiSettings {
@@ -78,6 +81,7 @@ impl Default for ApiSettings {
             strict_domains: false,
             key_cache_ttl: DEFAULT_KEY_CACHE_TTL,
             buckets: None,
+            allow_private_notify_hosts: true,
         }
     }
 }

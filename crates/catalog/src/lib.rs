@@ -35,6 +35,7 @@ mod keys;
 mod nonces;
 mod notify_configs;
 mod notify_events;
+mod notify_records;
 mod record_configs;
 mod recordings;
 mod secrets;
@@ -47,6 +48,7 @@ pub use notify_events::{
     AttemptOutcome, AttemptResult, NewNotifyEvent, NotifyBacklog, NotifyEventRow, ResendFilter,
     STATUS_FAILED, STATUS_PENDING, STATUS_SUCCESS,
 };
+pub use notify_records::{NotifyOutcome, NotifyRecordQuery, NotifyRecordRow, NotifyStatus};
 
 /// An API access key. HMAC signatures need the plaintext secret, so it is stored as given
 /// (the SQLite file is created with mode 0600).

@@ -93,7 +93,8 @@ pub struct NotifySettings {
     pub per_domain_concurrency: u32,
     /// Delivered and given-up callbacks are kept this long (DescribeLiveRecordNotifyRecords).
     pub keep_days: f64,
-    /// NotifyUrl / OnDemandUrl may name loopback and private hosts.
+    /// NotifyUrl / OnDemandUrl may name loopback and private hosts; false refuses them
+    /// (`InvalidNotifyUrl.Unsafe`), so API users cannot aim callbacks at the internal network.
     pub allow_private_hosts: bool,
     /// Longest wait for an OnDemandUrl's answer before recording anyway.
     pub on_demand_timeout_ms: u64,
@@ -435,6 +436,7 @@ impl Settings {
             strict_domains: self.api.strict_domains,
             key_cache_ttl: liverec_api::DEFAULT_KEY_CACHE_TTL,
             buckets: self.api.buckets.clone(),
+            allow_private_notify_hosts: self.notify.allow_private_hosts,
         }
     }
 
@@ -565,6 +567,27 @@ mod tests {
             let err = format!("{:#}", Settings::load(Some(&path)).unwrap_err());
             assert!(err.contains(why), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn notify_section() {
+        let s = Settings::default();
+        assert!(s.notify.allow_private_hosts);
+        assert!(s.api_settings().allow_private_notify_hosts);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("liverec.toml");
+        std::fs::write(&path, "[notify]\nallow_private_hosts = false\n").unwrap();
+        let s = Settings::load(Some(&path)).unwrap();
+        assert!(!s.api_settings().allow_private_notify_hosts);
+        std::fs::write(&path, "[notify]\n").unwrap();
+        assert!(
+            Settings::load(Some(&path))
+                .unwrap()
+                .notify
+                .allow_private_hosts
+        );
+        std::fs::write(&path, "[notify]\nallow_private = false\n").unwrap();
+        assert!(Settings::load(Some(&path)).is_err());
     }
 
     #[test]

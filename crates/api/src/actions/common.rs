@@ -74,6 +74,17 @@ pub fn one_of(
     }
 }
 
+/// An optional boolean parameter: `true`/`false` in any case (the older SDK sends Python's
+/// `True`/`False`); anything else is `InvalidParameter`.
+pub fn bool_param(params: &Params, name: &'static str) -> Result<Option<bool>, ApiError> {
+    match params.optional(name) {
+        None => Ok(None),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(_) => Err(ApiError::InvalidParameter(name.to_owned())),
+    }
+}
+
 /// Pages needed for `total` items, `size` per page.
 pub fn total_pages(total: u64, size: u32) -> u64 {
     if size == 0 {
@@ -157,5 +168,19 @@ mod tests {
             one_of(&p, "Missing", &["asc", "desc"], "asc").unwrap(),
             "asc"
         );
+    }
+
+    #[test]
+    fn booleans() {
+        let p = Params::parse(b"A=true&B=False&C=TRUE&D=1&E=", None, 1024).unwrap();
+        assert_eq!(bool_param(&p, "A"), Ok(Some(true)));
+        assert_eq!(bool_param(&p, "B"), Ok(Some(false)));
+        assert_eq!(bool_param(&p, "C"), Ok(Some(true)));
+        assert_eq!(
+            bool_param(&p, "D"),
+            Err(ApiError::InvalidParameter("D".into()))
+        );
+        assert_eq!(bool_param(&p, "E"), Ok(None));
+        assert_eq!(bool_param(&p, "F"), Ok(None));
     }
 }

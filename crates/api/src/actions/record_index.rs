@@ -233,16 +233,6 @@ pub struct CreateLiveStreamRecordIndexFiles {
     object: String,
 }
 
-/// A boolean parameter (`true`/`false`, any case).
-fn bool_param(params: &Params, name: &'static str) -> Result<Option<bool>, ApiError> {
-    match params.optional(name) {
-        None => Ok(None),
-        Some(v) if v.eq_ignore_ascii_case("true") => Ok(Some(true)),
-        Some(v) if v.eq_ignore_ascii_case("false") => Ok(Some(false)),
-        Some(_) => Err(ApiError::InvalidParameter(name.to_owned())),
-    }
-}
-
 /// Extension of a generated index: playback serves `.m3u8` objects as playlists, signing
 /// their segment URIs; under any other name the index would not play.
 const INDEX_EXTENSION: &str = ".m3u8";
@@ -262,7 +252,7 @@ impl CreateLiveStreamRecordIndexFiles {
     pub fn parse(params: &Params) -> Result<Self, ApiError> {
         let (domain, app, stream) = stream_key(params)?;
         let (start, end) = time_range(params)?;
-        let end_included = bool_param(params, "EndTimeIncluded")?.unwrap_or(false);
+        let end_included = common::bool_param(params, "EndTimeIncluded")?.unwrap_or(false);
         let bucket = oss_bucket(params).map_err(|e| match e {
             ApiError::Malformed(name) => ApiError::MalformedValue(name),
             e => e,
@@ -453,7 +443,7 @@ impl DeleteLiveStreamRecordIndexFiles {
         if ids.len() > MAX_DELETE_IDS {
             return Err(ApiError::InvalidParameter("RecordId".to_owned()));
         }
-        let remove_file = match bool_param(params, "RemoveFile")? {
+        let remove_file = match common::bool_param(params, "RemoveFile")? {
             Some(v) => v,
             None => return Err(ApiError::Missing("RemoveFile")),
         };

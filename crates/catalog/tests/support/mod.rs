@@ -22,9 +22,41 @@ pub struct Fixture {
     pub dir: Option<TempDir>,
     /// The per-test PostgreSQL database (dropped by `cleanup`).
     pg_database: Option<(String, String)>,
+    /// The database's URL for a second connection (file and PostgreSQL backends).
+    url: Option<String>,
 }
 
 impl Fixture {
+    /// Runs `sql` over a second connection to the catalog's database, for rows no catalog
+    /// function writes yet. Returns false, running nothing, on the in-memory backend, which no
+    /// other connection can reach (the file backend covers SQLite).
+    pub async fn execute_raw(&self, sql: &str) -> bool {
+        let Some(url) = &self.url else {
+            return false;
+        };
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        if url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(url)
+                .await
+                .expect("second sqlite connection");
+            sqlx::raw_sql(sql)
+                .execute(&mut conn)
+                .await
+                .expect("raw sql");
+            conn.close().await.expect("close");
+        } else {
+            let mut conn = sqlx::PgConnection::connect(url)
+                .await
+                .expect("second postgres connection");
+            sqlx::raw_sql(sql)
+                .execute(&mut conn)
+                .await
+                .expect("raw sql");
+            conn.close().await.expect("close");
+        }
+        true
+    }
+
     /// Closes the catalog and drops its PostgreSQL database (best effort: a failed test leaves
     /// it behind, which a throwaway cluster does not mind).
     pub async fn cleanup(self) {
@@ -58,6 +90,7 @@ pub async fn memory() -> Fixture {
             .expect("open in-memory catalog"),
         dir: None,
         pg_database: None,
+        url: None,
     }
 }
 
@@ -69,6 +102,7 @@ pub async fn file() -> Fixture {
         catalog: Catalog::open(&url).await.expect("open file catalog"),
         dir: Some(dir),
         pg_database: None,
+        url: Some(url),
     }
 }
 
@@ -92,6 +126,7 @@ pub async fn postgres() -> Option<Fixture> {
         catalog,
         dir: None,
         pg_database: Some((admin_url, database)),
+        url: Some(url),
     })
 }
 
