@@ -58,7 +58,7 @@ async fn claim_all(c: &Catalog, now: i64) -> Vec<String> {
     let mut ids: Vec<String> = c
         .claim_notify_events(now, now + 15_000, 100, 100, &[])
         .await
-        .unwrap()
+        .expect("claim events")
         .into_iter()
         .map(|r| r.event_id)
         .collect();

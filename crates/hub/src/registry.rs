@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -60,6 +60,9 @@ pub struct PublishInfo {
     /// The runtime the publisher runs on. The stream's recorder is started there too, so
     /// handing it a frame wakes no other thread.
     pub runtime: Option<tokio::runtime::Handle>,
+    /// `videodatarate` of the publisher's onMetaData, kbit/s (0 until known): the on-demand
+    /// question's `vbitrate`.
+    pub video_kbps: AtomicU32,
 }
 
 /// Publish starts and ends, for the recorder's supervisor.
@@ -196,6 +199,7 @@ impl Hub {
                 started_at: SystemTime::now(),
                 cancel: CancellationToken::new(),
                 runtime: tokio::runtime::Handle::try_current().ok(),
+                video_kbps: AtomicU32::new(0),
             });
             let stream = Arc::new(StreamShared {
                 info,
@@ -358,7 +362,7 @@ impl Publisher {
             data,
         };
         let seq = self.hub.inner.next_seq.fetch_add(1, Ordering::Relaxed);
-        let (subscribers, starts_gop) = {
+        let (subscribers, starts_gop, arrived) = {
             let mut state = self.stream.state();
             let has_video = state.tracks.video.is_some();
             let configured = match track {
@@ -372,10 +376,10 @@ impl Publisher {
             state.last_activity = now;
             state.gop.push(seq, &frame, has_video, now);
             let starts_gop = keyframe && (track == TrackKind::Video || !has_video);
-            (state.subscribers.clone(), starts_gop)
+            (state.subscribers.clone(), starts_gop, now)
         };
         for sub in subscribers.iter() {
-            sub.deliver(seq, &frame, starts_gop).await;
+            sub.deliver(seq, &frame, starts_gop, arrived).await;
         }
         true
     }

@@ -50,9 +50,9 @@ pub struct Delivered {
     /// Hub-wide sequence number: increases by one per frame of any stream, never repeats.
     pub seq: u64,
     pub frame: Frame,
-    /// When a frame replayed from the GOP cache arrived; `None` for a live frame (it arrived
-    /// just now).
-    pub arrived: Option<Instant>,
+    /// When the frame reached the hub: a frame replayed from the GOP cache, or one that waited
+    /// in a subscriber's queue, is older than the moment it is handed over.
+    pub arrived: Instant,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -111,7 +111,7 @@ impl SubscriberShared {
         let _ = self.tx.send(HubEvent::Frame(Delivered {
             seq,
             frame,
-            arrived: Some(arrived),
+            arrived,
             _permit: None,
         }));
     }
@@ -126,7 +126,7 @@ impl SubscriberShared {
         self.dropped_total.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn send_frame(&self, seq: u64, frame: &Frame, permit: OwnedSemaphorePermit) {
+    fn send_frame(&self, seq: u64, frame: &Frame, arrived: Instant, permit: OwnedSemaphorePermit) {
         if self.skipping.swap(false, Ordering::Relaxed) {
             let dropped = self.dropped.swap(0, Ordering::Relaxed);
             let _ = self.tx.send(HubEvent::Gap { dropped });
@@ -134,7 +134,7 @@ impl SubscriberShared {
         let delivered = Delivered {
             seq,
             frame: frame.clone(),
-            arrived: None,
+            arrived,
             _permit: Some(permit),
         };
         let _ = self.tx.send(HubEvent::Frame(delivered));
@@ -142,7 +142,13 @@ impl SubscriberShared {
 
     /// Delivers one live frame, applying the slow-subscriber policy. `starts_gop` says the frame
     /// is a point a skipping subscriber may resume at.
-    pub(crate) async fn deliver(&self, seq: u64, frame: &Frame, starts_gop: bool) {
+    pub(crate) async fn deliver(
+        &self,
+        seq: u64,
+        frame: &Frame,
+        starts_gop: bool,
+        arrived: Instant,
+    ) {
         if self.tx.is_closed() {
             return;
         }
@@ -151,13 +157,13 @@ impl SubscriberShared {
             // Resume only at a GOP start, and only if there is room right now: a subscriber
             // that cannot keep up must not hold the publisher again and again.
             match (starts_gop, self.budget.clone().try_acquire_many_owned(need)) {
-                (true, Ok(permit)) => self.send_frame(seq, frame, permit),
+                (true, Ok(permit)) => self.send_frame(seq, frame, arrived, permit),
                 _ => self.drop_frame(),
             }
             return;
         }
         if let Ok(permit) = self.budget.clone().try_acquire_many_owned(need) {
-            self.send_frame(seq, frame, permit);
+            self.send_frame(seq, frame, arrived, permit);
             return;
         }
         let acquired = match self.policy {
@@ -170,7 +176,7 @@ impl SubscriberShared {
             }
         };
         match acquired {
-            Some(permit) => self.send_frame(seq, frame, permit),
+            Some(permit) => self.send_frame(seq, frame, arrived, permit),
             None => {
                 self.skipping.store(true, Ordering::Relaxed);
                 self.drop_frame();

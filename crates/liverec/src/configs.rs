@@ -13,7 +13,7 @@ use liverec_hub::StreamKey;
 use liverec_recorder::config::{
     DEFAULT_CYCLE, DEFAULT_OBJECT_PREFIX, DEFAULT_SLICE, DEFAULT_SLICE_OBJECT_PREFIX,
 };
-use liverec_recorder::{ConfigSource, Format, FormatSpec, Mode, RecordConfig};
+use liverec_recorder::{ConfigSource, Format, FormatSpec, RecordConfig, RecordMode};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -115,17 +115,6 @@ fn in_window(row: &RecordConfigRow, now: SystemTime) -> bool {
     after_start && before_end
 }
 
-fn mode(on_demand: i32) -> Mode {
-    match on_demand {
-        // Manual: only RealTimeRecordCommand records.
-        7 => Mode::Manual,
-        // 0 automatic; 1 on-demand by HTTP callback records until an OnDemandUrl answers
-        // otherwise (losing a recording is worse than an extra one); 2 (ingest parameters) is
-        // not implemented yet and records like automatic.
-        _ => Mode::Automatic,
-    }
-}
-
 fn format_spec(f: &RecordFormatRow) -> Option<FormatSpec> {
     let format = Format::parse(&f.format)?;
     let segmented = format.is_segmented();
@@ -155,7 +144,7 @@ fn format_spec(f: &RecordFormatRow) -> Option<FormatSpec> {
 
 fn to_record_config(row: &RecordConfigRow) -> RecordConfig {
     RecordConfig {
-        mode: mode(row.on_demand),
+        mode: RecordMode::from_on_demand(row.on_demand),
         delay: Duration::from_secs(u64::try_from(row.delay_time).unwrap_or(0).max(1)),
         bucket: row.oss_bucket.clone(),
         endpoint: row.oss_endpoint.clone(),
@@ -235,7 +224,7 @@ mod tests {
             Some(builtin.clone())
         );
         let c = resolve(&rows, Some(&builtin), &key("D.EXAMPLE", "a", "s"), now).unwrap();
-        assert_eq!(c.mode, Mode::Manual);
+        assert_eq!(c.mode, RecordMode::Manual);
         assert_eq!(c.delay, Duration::from_secs(30));
         assert_eq!(c.formats[0].format, Format::M3u8);
         assert_eq!(c.formats[0].cycle, DEFAULT_SEGMENTED_CYCLE);

@@ -177,9 +177,16 @@ impl SessionHandler for Ingest {
                 Ok(AudioTag::EndOfSequence { .. } | AudioTag::Ignored(_)) => {}
                 Err(err) => self.on_tag_error(TrackKind::Audio, err),
             },
-            // onMetaData carries nothing the recorder needs: sizes and codecs come from the
-            // sequence headers.
-            MediaKind::Data => {}
+            // Sizes and codecs come from the sequence headers; onMetaData gives only the
+            // video bitrate the on-demand question reports.
+            MediaKind::Data => {
+                if let Some(kbps) = metadata_video_kbps(&msg.body) {
+                    publisher
+                        .info()
+                        .video_kbps
+                        .store(kbps, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
         }
     }
 
@@ -192,9 +199,58 @@ impl SessionHandler for Ingest {
     }
 }
 
+/// `videodatarate` (kbit/s) of an `onMetaData` script body, rounded; `None` for other data
+/// messages, a missing or absurd value, or a body that does not decode.
+fn metadata_video_kbps(body: &[u8]) -> Option<u32> {
+    let values = liverec_rtmp::amf0::decode_all(body).ok()?;
+    let mut values = values.iter();
+    if values.next()?.as_str()? != "onMetaData" {
+        return None;
+    }
+    let rate = values.next()?.get("videodatarate")?.as_number()?;
+    (rate.is_finite() && rate >= 0.0 && rate < f64::from(u32::MAX)).then(|| rate.round() as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn script(values: &[liverec_rtmp::amf0::Value]) -> Vec<u8> {
+        let mut out = bytes::BytesMut::new();
+        liverec_rtmp::amf0::encode_all(values, &mut out);
+        out.to_vec()
+    }
+
+    #[test]
+    fn video_bitrate_comes_from_on_metadata() {
+        use liverec_rtmp::amf0::Value;
+        let meta = |rate: Value| {
+            script(&[
+                Value::String("onMetaData".into()),
+                Value::EcmaArray(vec![
+                    ("width".into(), Value::Number(1280.0)),
+                    ("videodatarate".into(), rate),
+                ]),
+            ])
+        };
+        assert_eq!(
+            metadata_video_kbps(&meta(Value::Number(1953.125))),
+            Some(1953)
+        );
+        assert_eq!(metadata_video_kbps(&meta(Value::Number(-1.0))), None);
+        assert_eq!(metadata_video_kbps(&meta(Value::Number(f64::NAN))), None);
+        assert_eq!(
+            metadata_video_kbps(&meta(Value::String("2000".into()))),
+            None
+        );
+        let other = script(&[
+            Value::String("onTextData".into()),
+            Value::EcmaArray(vec![("videodatarate".into(), Value::Number(5.0))]),
+        ]);
+        assert_eq!(metadata_video_kbps(&other), None);
+        assert_eq!(metadata_video_kbps(&[0x02, 0x00]), None);
+        assert_eq!(metadata_video_kbps(&[]), None);
+    }
 
     #[test]
     fn tc_url_host_is_extracted() {

@@ -42,10 +42,10 @@ enum Cmd {
     /// Manage API access keys (in the configured database).
     Keys {
         /// TOML config file (for `data_dir` / `database_url`).
-        #[arg(long, short, env = "LIVEREC_CONFIG")]
+        #[arg(long, short, env = "LIVEREC_CONFIG", global = true)]
         config: Option<PathBuf>,
         /// Overrides `data_dir`.
-        #[arg(long)]
+        #[arg(long, global = true)]
         data_dir: Option<PathBuf>,
         #[command(subcommand)]
         action: KeysAction,
@@ -53,10 +53,10 @@ enum Cmd {
     /// Record callbacks (in the configured database).
     Notify {
         /// TOML config file (for `data_dir` / `database_url` / `[notify]`).
-        #[arg(long, short, env = "LIVEREC_CONFIG")]
+        #[arg(long, short, env = "LIVEREC_CONFIG", global = true)]
         config: Option<PathBuf>,
         /// Overrides `data_dir`.
-        #[arg(long)]
+        #[arg(long, global = true)]
         data_dir: Option<PathBuf>,
         #[command(subcommand)]
         action: NotifyAction,

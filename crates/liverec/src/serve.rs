@@ -230,6 +230,7 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
         },
         lifecycle_tx,
     );
+    let on_demand_timeout = Duration::from_millis(settings.notify.on_demand_timeout_ms.max(1));
     let deps = RecorderDeps {
         hub: hub.clone(),
         configs: configs.clone(),
@@ -255,6 +256,12 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
             },
         },
         finalizers: TaskTracker::new(),
+        on_demand: Arc::new(
+            liverec_notify::on_demand::HttpOnDemand::new(catalog.clone(), on_demand_timeout)
+                .context("cannot set up the HTTP client")?,
+        ),
+        on_demand_timeout,
+        status: crate::notify::status_sink(&callbacks, &catalog, &background, &background_cancel),
     };
     let shutdown_timeout = secs("shutdown_timeout_secs", settings.shutdown_timeout_secs)?;
     let recorder_cancel = CancellationToken::new();

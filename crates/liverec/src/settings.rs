@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Env, Format as _, Serialized, Toml};
-use liverec_recorder::{Format, FormatSpec, Mode, RecordConfig, config as rc};
+use liverec_recorder::{Format, FormatSpec, RecordConfig, RecordMode, config as rc};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -162,7 +162,8 @@ pub struct SpoolSettings {
 pub struct RecordSettings {
     /// `false` disables the built-in config: nothing is recorded.
     pub enabled: bool,
-    /// `automatic` or `manual`.
+    /// `automatic`, `on_demand_url` (ask the domain's OnDemandUrl), `on_demand_param`
+    /// (record publishes with `record=1`) or `manual`.
     pub mode: String,
     pub delay_secs: f64,
     pub bucket: String,
@@ -447,9 +448,13 @@ impl Settings {
             return Ok(None);
         }
         let mode = match r.mode.as_str() {
-            "automatic" => Mode::Automatic,
-            "manual" => Mode::Manual,
-            other => bail!("record.mode must be \"automatic\" or \"manual\", not {other:?}"),
+            "automatic" => RecordMode::Automatic,
+            "on_demand_url" => RecordMode::OnDemandUrl,
+            "on_demand_param" => RecordMode::OnDemandParam,
+            "manual" => RecordMode::Manual,
+            other => bail!(
+                "record.mode must be \"automatic\", \"on_demand_url\", \"on_demand_param\" or \"manual\", not {other:?}"
+            ),
         };
         liverec_hub::validate_name("record.bucket", &r.bucket).context("record.bucket")?;
         if r.formats.is_empty() {
@@ -492,7 +497,7 @@ mod tests {
         assert_eq!(s.rtmp_listen.port(), 1935);
         assert_eq!(s.data_dir, PathBuf::from("./data"));
         let rc = s.record_config().unwrap().unwrap();
-        assert_eq!(rc.mode, Mode::Automatic);
+        assert_eq!(rc.mode, RecordMode::Automatic);
         assert_eq!(rc.delay, Duration::from_secs(180));
         assert_eq!(rc.formats.len(), 1);
         assert_eq!(rc.formats[0].format, Format::Mp4);

@@ -285,3 +285,98 @@ fn a_dead_receiver_of_one_domain_does_not_hold_up_another() {
     );
     assert!(!rows.is_empty());
 }
+
+/// The status callbacks (event name → bodies) received so far for `stream`, in arrival order.
+fn status_events(receiver: &Receiver, stream: &str) -> Vec<(String, serde_json::Value)> {
+    receiver
+        .callbacks()
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.json())
+        .filter(|b| b["stream"] == stream && b.get("event").is_some())
+        .map(|b| (b["event"].as_str().unwrap_or_default().to_owned(), b))
+        .collect()
+}
+
+fn wait_for_status(receiver: &Receiver, stream: &str, event: &str, count: usize) {
+    receiver.wait_until(T, event, |_| {
+        status_events(receiver, stream)
+            .iter()
+            .filter(|(e, _)| e == event)
+            .count()
+            >= count
+    });
+}
+
+#[test]
+fn status_callbacks_follow_the_recording_and_report_lost_data() {
+    let receiver = Receiver::start(Behaviour::default());
+    let server = start("");
+    add_notify_config(
+        &server,
+        &receiver.url("/status"),
+        &[("NeedStatusNotify", "true")],
+    );
+    let command = |command: &str| {
+        api::ok(
+            server.api_addr(),
+            "RealTimeRecordCommand",
+            &[
+                ("DomainName", DOMAIN),
+                ("AppName", "live"),
+                ("StreamName", "st"),
+                ("Command", command),
+            ],
+        );
+    };
+    let asset = asset("h264_aac.flv");
+    let mut ffmpeg = publish_child(Path::new("ffmpeg"), &asset, &server.url("live", "st"), &[]);
+    wait_for_status(&receiver, "st", "record_started", 1);
+    command("stop");
+    wait_for_status(&receiver, "st", "record_paused", 1);
+    command("start");
+    wait_for_status(&receiver, "st", "record_resumed", 1);
+
+    // The spool becomes unusable: the next file (MP4 cut every 3 s) cannot open, and the
+    // recording loses data until the spool is back.
+    let bucket = server.data_dir().join("buckets/default");
+    std::fs::rename(bucket.join(".spool"), bucket.join(".spool-away")).unwrap();
+    std::fs::write(bucket.join(".spool"), b"not a directory").unwrap();
+    wait_for_status(&receiver, "st", "record_error", 1);
+    std::fs::remove_file(bucket.join(".spool")).unwrap();
+    std::fs::rename(bucket.join(".spool-away"), bucket.join(".spool")).unwrap();
+
+    assert!(ffmpeg.wait().unwrap().success());
+    wait_for_status(&receiver, "st", "record_paused", 2);
+    let events = status_events(&receiver, "st");
+    let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "record_started",
+            "record_paused",
+            "record_resumed",
+            "record_error",
+            "record_paused"
+        ]
+    );
+    for (_, body) in &events {
+        assert_eq!(body["domain"], DOMAIN);
+        assert_eq!(body["app"], "live");
+    }
+    let error = &events[3].1;
+    assert!(
+        error["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("mp4") && d.contains("cannot open")),
+        "{error}"
+    );
+    // Each event is its own delivery.
+    let keys: HashSet<String> = receiver
+        .callbacks()
+        .iter()
+        .filter(|r| r.json().get("event").is_some())
+        .filter_map(|r| r.header("idempotency-key").map(str::to_owned))
+        .collect();
+    assert_eq!(keys.len(), events.len());
+}

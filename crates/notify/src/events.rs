@@ -104,20 +104,6 @@ pub fn status_body(stream: StreamRef<'_>, kind: EventKind, description: Option<&
     serde_json::to_string(&body).unwrap_or_default()
 }
 
-/// The `callback_` parameters of a publish URL's query: name (prefix kept) → first value.
-pub fn push_args<'a>(
-    query: impl IntoIterator<Item = (&'a str, &'a str)>,
-) -> BTreeMap<String, String> {
-    let mut args = BTreeMap::new();
-    for (name, value) in query {
-        if name.starts_with("callback_") {
-            args.entry(name.to_owned())
-                .or_insert_with(|| value.to_owned());
-        }
-    }
-    args
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,11 +116,15 @@ mod tests {
 
     #[test]
     fn file_body_has_api_md_fields() {
-        let args = push_args([
+        let query: Vec<(String, String)> = [
             ("callback_user", "42"),
             ("vhost", "x"),
             ("callback_user", "43"),
-        ]);
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let args = liverec_recorder::push_args(&query);
         let body = file_body(
             STREAM,
             FileFacts {
@@ -159,7 +149,7 @@ mod tests {
 
     #[test]
     fn empty_push_args_are_an_empty_object() {
-        let args = push_args([]);
+        let args = BTreeMap::new();
         let facts = FileFacts {
             uri: "a.flv",
             duration_secs: 1.5,

@@ -4,8 +4,6 @@ use std::time::Duration;
 
 use liverec_hub::StreamKey;
 
-use crate::machine::Mode;
-
 /// Alibaba's default DelayTime.
 pub const DEFAULT_DELAY: Duration = Duration::from_secs(180);
 /// Default cycle of a recording file (DESIGN.md "Defaults").
@@ -104,10 +102,36 @@ impl FormatSpec {
     }
 }
 
+/// When a stream is recorded: the record config's `OnDemand`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordMode {
+    /// 0: whenever the stream is published.
+    Automatic,
+    /// 1: when the on-demand URL says so (asked when a publish starts; records when there is no
+    /// URL or no valid answer).
+    OnDemandUrl,
+    /// 2: when the publish URL carries `record=1`.
+    OnDemandParam,
+    /// 7: only on RealTimeRecordCommand.
+    Manual,
+}
+
+impl RecordMode {
+    /// The mode of an `OnDemand` value; values Alibaba does not define record automatically.
+    pub fn from_on_demand(on_demand: i32) -> Self {
+        match on_demand {
+            1 => Self::OnDemandUrl,
+            2 => Self::OnDemandParam,
+            7 => Self::Manual,
+            _ => Self::Automatic,
+        }
+    }
+}
+
 /// A record config resolved for one stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordConfig {
-    pub mode: Mode,
+    pub mode: RecordMode,
     pub delay: Duration,
     /// Names the storage target.
     pub bucket: String,
@@ -120,7 +144,7 @@ impl RecordConfig {
     /// DESIGN.md's built-in config: automatic, MP4 cut every hour, DelayTime 180 s.
     pub fn builtin() -> Self {
         Self {
-            mode: Mode::Automatic,
+            mode: RecordMode::Automatic,
             delay: DEFAULT_DELAY,
             bucket: DEFAULT_BUCKET.to_owned(),
             endpoint: String::new(),

@@ -1,24 +1,36 @@
 //! The task that drives one stream's [`Machine`]: the only async code around it. It owns the
 //! hub subscription, the timer and the outputs, and carries out the machine's actions.
 
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use liverec_hub::{Delivered, Hub, HubEvent, Lifecycle, StreamKey, SubscribeOptions, Subscription};
+use liverec_hub::{
+    Delivered, Hub, HubEvent, Lifecycle, PublishInfo, StreamKey, SubscribeOptions, Subscription,
+};
 use liverec_media::{TrackKind, Tracks};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
-use crate::config::{ConfigSource, RecordConfig};
+use crate::config::{ConfigSource, RecordConfig, RecordMode};
+use crate::hooks::{
+    AskError, OnDemand, RecordAnswer, RecordQuestion, RecordStatus, SessionFormats, StatusSink,
+};
 use crate::machine::{
-    Action, Command, CommandOutcome, Event, FrameMeta, Machine, MachineConfig, Mode,
+    Action, Announcement, Command, CommandOutcome, Event, FrameMeta, Machine, MachineConfig, Mode,
 };
 use crate::output::{FrameIn, Output, OutputContext, new_id};
 use crate::spool::SpoolPolicy;
 use liverec_storage::Storage;
 
 /// Longest time a recorder spends writing its queued frames at shutdown.
-const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(2);
+/// At most one `record_error` announcement per recording in this time: a disk that stays full
+/// fails at every keyframe, and each failure is logged and counted anyway.
+const ERROR_ANNOUNCE_EVERY: Duration = Duration::from_secs(60);
 
 /// A command's answer as the API needs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +54,12 @@ pub struct RecorderDeps {
     pub subscribe: SubscribeOptions,
     /// Background finalizations.
     pub finalizers: TaskTracker,
+    /// Answers the on-demand question of OnDemand = 1 configs.
+    pub on_demand: Arc<dyn OnDemand>,
+    /// Longest wait for an on-demand answer; past it the publish is recorded.
+    pub on_demand_timeout: Duration,
+    /// Hears recordings start, pause, resume and lose data.
+    pub status: Arc<dyn StatusSink>,
 }
 
 pub(crate) enum Inbox {
@@ -63,6 +81,24 @@ pub(crate) struct Dormant {
 struct ActiveRecording {
     id: u64,
     outputs: Vec<Output>,
+    /// When a `record_error` was last announced for this recording.
+    error_announced: Option<Instant>,
+}
+
+type AnswerFuture = Pin<
+    Box<
+        dyn Future<Output = Result<Result<RecordAnswer, AskError>, tokio::time::error::Elapsed>>
+            + Send,
+    >,
+>;
+
+/// The on-demand question of one publish session. It is asked when the first frame arrives
+/// (the codec is known by then); while it is out, the subscription is not read, so the
+/// publish's frames wait in the recorder's bounded queue (the first one here).
+struct Question {
+    session: u64,
+    held: Option<Delivered>,
+    answer: Option<AnswerFuture>,
 }
 
 pub(crate) struct Driver {
@@ -76,12 +112,24 @@ pub(crate) struct Driver {
     timer: Option<Instant>,
     actions: Vec<Action>,
     gaps: u64,
+    /// The current (or last) publish session.
+    publish: Option<Arc<PublishInfo>>,
+    /// The on-demand answer's formats for the current publish session.
+    session_formats: Option<SessionFormats>,
+    question: Option<Question>,
 }
 
-fn machine_config(config: Option<&RecordConfig>) -> MachineConfig {
+/// The machine's config for a stream published with `publish` (its URL decides OnDemand = 2).
+fn machine_config(config: Option<&RecordConfig>, publish: Option<&PublishInfo>) -> MachineConfig {
     match config {
         Some(c) => MachineConfig {
-            mode: c.mode,
+            mode: match c.mode {
+                RecordMode::Automatic => Mode::Automatic,
+                RecordMode::Manual => Mode::Manual,
+                RecordMode::OnDemandUrl => Mode::Ask,
+                RecordMode::OnDemandParam if publish.is_some_and(asks_to_record) => Mode::Automatic,
+                RecordMode::OnDemandParam => Mode::Manual,
+            },
             delay: c.delay,
         },
         None => MachineConfig {
@@ -91,11 +139,31 @@ fn machine_config(config: Option<&RecordConfig>) -> MachineConfig {
     }
 }
 
+/// The publish URL carries `record=1` (OnDemand = 2).
+fn asks_to_record(publish: &PublishInfo) -> bool {
+    publish
+        .query
+        .iter()
+        .any(|(name, value)| name == "record" && value == "1")
+}
+
+/// The `callback_` parameters of a publish URL: name (prefix kept) → first value, echoed as
+/// the file callback's `push_args`.
+pub fn push_args(query: &[(String, String)]) -> BTreeMap<String, String> {
+    let mut args = BTreeMap::new();
+    for (name, value) in query {
+        if name.starts_with("callback_") {
+            args.entry(name.clone()).or_insert_with(|| value.clone());
+        }
+    }
+    args
+}
+
 impl Driver {
     pub(crate) fn new(key: StreamKey, deps: RecorderDeps) -> Self {
         let config = deps.configs.resolve(&key);
         Self {
-            machine: Machine::new(machine_config(config.as_ref())),
+            machine: Machine::new(machine_config(config.as_ref(), None)),
             key,
             deps,
             session: None,
@@ -105,6 +173,9 @@ impl Driver {
             timer: None,
             actions: Vec::with_capacity(8),
             gaps: 0,
+            publish: None,
+            session_formats: None,
+            question: None,
         }
     }
 
@@ -126,13 +197,22 @@ impl Driver {
                         break;
                     }
                 }
-                event = next_event(&mut self.subscription), if self.subscription.is_some() => {
+                event = next_event(&mut self.subscription),
+                    if self.subscription.is_some() && !self.waiting_for_answer() => {
                     self.on_hub_event(event).await;
+                }
+                answer = next_answer(&mut self.question), if self.waiting_for_answer() => {
+                    self.on_answer(answer).await;
                 }
                 _ = sleep_until(self.timer), if self.timer.is_some() => {
                     self.timer = None;
                     self.step(Event::DelayElapsed, None).await;
                 }
+            }
+            // A question settled (answered, overtaken by a command, or its publish gone): the
+            // frame it held goes first, if the recording it started is there to take it.
+            if let Some(held) = self.settle_question() {
+                self.on_hub_event(Some(HubEvent::Frame(held))).await;
             }
             if self.machine.is_dormant() && !reported {
                 reported = true;
@@ -160,9 +240,12 @@ impl Driver {
         match msg {
             Inbox::Lifecycle(Lifecycle::Published { info, ready }) => {
                 self.session = Some(info.session);
+                self.session_formats = None;
                 // A config change applies from the next publish on.
                 let config = self.deps.configs.resolve(&self.key);
-                self.machine.set_config(machine_config(config.as_ref()));
+                self.machine
+                    .set_config(machine_config(config.as_ref(), Some(&info)));
+                self.publish = Some(info.clone());
                 self.step(
                     Event::PublishStarted {
                         session: info.session,
@@ -203,7 +286,8 @@ impl Driver {
         }
         // A config changed through the API applies to what this command starts or pauses.
         if config.is_some() {
-            self.machine.set_config(machine_config(config.as_ref()));
+            self.machine
+                .set_config(machine_config(config.as_ref(), self.publish.as_deref()));
         }
         match self.step(Event::CommandReceived(command), None).await {
             CommandOutcome::Done => CommandReply::Done,
@@ -215,6 +299,11 @@ impl Driver {
     async fn on_hub_event(&mut self, event: Option<HubEvent>) {
         match event {
             Some(HubEvent::Tracks(tracks)) => self.tracks = tracks,
+            Some(HubEvent::Frame(delivered))
+                if self.question.as_ref().is_some_and(|q| q.answer.is_none()) =>
+            {
+                self.ask(delivered);
+            }
             Some(HubEvent::Frame(delivered)) => {
                 let frame = &delivered.frame;
                 let starts_gop = frame.keyframe
@@ -232,6 +321,13 @@ impl Driver {
                 self.gaps += dropped;
                 tracing::warn!(stream = %self.key, dropped, total = self.gaps,
                     "recorder fell behind (storage too slow): frames skipped up to the next keyframe");
+                if self.machine.state() == crate::machine::State::Recording {
+                    let description = format!(
+                        "{dropped} frames skipped (the recorder fell behind; {} in all on this stream)",
+                        self.gaps
+                    );
+                    self.announce_error(description);
+                }
             }
             Some(HubEvent::PublishEnded) | None => {
                 let session = self.subscription.take().map(|s| s.info().session);
@@ -240,6 +336,93 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Asks the on-demand question, now that the publish's first frame (held until the answer)
+    /// tells its codec.
+    fn ask(&mut self, first: Delivered) {
+        let Some(question) = &mut self.question else {
+            return;
+        };
+        let info = self.subscription.as_ref().map(|s| s.info().clone());
+        let asked = RecordQuestion {
+            key: self.key.clone(),
+            codec: self.tracks.video.as_ref().map(|v| v.codec),
+            video_kbps: info.map_or(0, |i| i.video_kbps.load(Ordering::Relaxed)),
+        };
+        tracing::debug!(stream = %self.key, codec = ?asked.codec, vbitrate = asked.video_kbps, "asking whether to record");
+        question.held = Some(first);
+        question.answer = Some(Box::pin(tokio::time::timeout(
+            self.deps.on_demand_timeout,
+            self.deps.on_demand.ask(asked),
+        )));
+    }
+
+    fn waiting_for_answer(&self) -> bool {
+        self.question.as_ref().is_some_and(|q| q.answer.is_some())
+    }
+
+    async fn on_answer(
+        &mut self,
+        answer: Result<Result<RecordAnswer, AskError>, tokio::time::error::Elapsed>,
+    ) {
+        let Some(session) = self.question.as_mut().map(|q| {
+            q.answer = None;
+            q.session
+        }) else {
+            return;
+        };
+        let record = match answer {
+            Ok(Ok(RecordAnswer::Record(formats))) => {
+                tracing::info!(stream = %self.key, formats = ?formats.formats, "on-demand answer: record");
+                self.session_formats = Some(formats);
+                true
+            }
+            Ok(Ok(RecordAnswer::Skip)) => {
+                tracing::info!(stream = %self.key, "on-demand answer: do not record");
+                false
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(stream = %self.key, %err, "on-demand question failed; recording anyway");
+                true
+            }
+            Err(_) => {
+                tracing::warn!(stream = %self.key, timeout = ?self.deps.on_demand_timeout,
+                    "on-demand URL did not answer in time; recording anyway");
+                true
+            }
+        };
+        self.step(Event::Answered { session, record }, None).await;
+    }
+
+    /// Drops the question once the machine no longer waits for it, returning its held frame
+    /// when a recording is there to take it.
+    fn settle_question(&mut self) -> Option<Delivered> {
+        let session = self.question.as_ref()?.session;
+        if self.machine.asking() == Some(session) {
+            return None;
+        }
+        let held = self.question.take()?.held?;
+        (self.subscription.is_some() && self.machine.state() == crate::machine::State::Recording)
+            .then_some(held)
+    }
+
+    /// Announces that the open recording lost data, at most once per [`ERROR_ANNOUNCE_EVERY`].
+    fn announce_error(&mut self, description: String) {
+        let Some(rec) = &mut self.recording else {
+            return;
+        };
+        let now = Instant::now();
+        if rec
+            .error_announced
+            .is_some_and(|at| now.duration_since(at) < ERROR_ANNOUNCE_EVERY)
+        {
+            return;
+        }
+        rec.error_announced = Some(now);
+        self.deps
+            .status
+            .announce(&self.key, RecordStatus::Error { description });
     }
 
     /// Steps the machine and carries out its actions in order. `frame` is the frame of a
@@ -276,11 +459,21 @@ impl Driver {
             }
             Action::OpenRecording { id } => {
                 let outputs = match self.deps.configs.resolve(&self.key) {
-                    Some(config) => self.outputs(&config),
+                    Some(mut config) => {
+                        if let Some(formats) = &self.session_formats {
+                            formats.apply(&mut config);
+                        }
+                        self.outputs(&config)
+                    }
                     None => Vec::new(),
                 };
                 tracing::info!(stream = %self.key, recording = id, formats = outputs.len(), "recording started");
-                self.recording = Some(ActiveRecording { id, outputs });
+                self.recording = Some(ActiveRecording {
+                    id,
+                    outputs,
+                    error_announced: None,
+                });
+                self.deps.status.announce(&self.key, RecordStatus::Started);
             }
             Action::WriteFrame { dts } => {
                 let (Some(rec), Some(delivered)) = (&mut self.recording, frame) else {
@@ -288,15 +481,11 @@ impl Driver {
                 };
                 let frame = &delivered.frame;
                 let now = Instant::now();
-                // A pre-roll frame arrived before this moment: a file's start time is when
-                // its first frame arrived, not when it was written.
-                let wall = match delivered.arrived {
-                    Some(arrived) => {
-                        let age = now.saturating_duration_since(arrived);
-                        SystemTime::now().checked_sub(age).unwrap_or(UNIX_EPOCH)
-                    }
-                    None => SystemTime::now(),
-                };
+                // A pre-roll frame, or one that waited for an on-demand answer, arrived before
+                // this moment: a file's start time is when its first frame arrived, not when
+                // it was written.
+                let age = now.saturating_duration_since(delivered.arrived);
+                let wall = SystemTime::now().checked_sub(age).unwrap_or(UNIX_EPOCH);
                 let starts_gop = frame.keyframe
                     && (frame.track == TrackKind::Video || self.tracks.video.is_none());
                 let input = FrameIn {
@@ -307,8 +496,15 @@ impl Driver {
                     now,
                     wall,
                 };
+                let mut failure = None;
                 for output in &mut rec.outputs {
                     output.write(&input).await;
+                    if let Some(err) = output.take_new_failure() {
+                        failure = Some(err);
+                    }
+                }
+                if let Some(description) = failure {
+                    self.announce_error(description);
                 }
             }
             Action::Finalize { id } => {
@@ -324,12 +520,32 @@ impl Driver {
             }
             Action::ArmTimer { at } => self.timer = Some(at),
             Action::DisarmTimer => self.timer = None,
+            Action::Ask { session } => {
+                self.question = Some(Question {
+                    session,
+                    held: None,
+                    answer: None,
+                });
+            }
+            Action::Announce(change) => {
+                let status = match change {
+                    Announcement::Paused => RecordStatus::Paused,
+                    Announcement::Resumed => RecordStatus::Resumed,
+                };
+                self.deps.status.announce(&self.key, status);
+            }
         }
     }
 
     fn outputs(&self, config: &RecordConfig) -> Vec<Output> {
         let target = self.deps.storage.target(&config.bucket);
         let session_id = new_id();
+        let push_args = Arc::new(
+            self.publish
+                .as_ref()
+                .map(|p| push_args(&p.query))
+                .unwrap_or_default(),
+        );
         config
             .formats
             .iter()
@@ -342,6 +558,7 @@ impl Driver {
                     session_id: session_id.clone(),
                     policy: self.deps.policy,
                     tasks: self.deps.finalizers.clone(),
+                    push_args: push_args.clone(),
                 })
             })
             .collect()
@@ -351,6 +568,15 @@ impl Driver {
 async fn next_event(subscription: &mut Option<Subscription>) -> Option<HubEvent> {
     match subscription {
         Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_answer(
+    question: &mut Option<Question>,
+) -> Result<Result<RecordAnswer, AskError>, tokio::time::error::Elapsed> {
+    match question.as_mut().and_then(|q| q.answer.as_mut()) {
+        Some(answer) => answer.await,
         None => std::future::pending().await,
     }
 }

@@ -16,7 +16,10 @@
 //!   frame is still in the cache (no gap), else from the cache's keyframe, bridging the pause
 //!   so the recording's timeline stays continuous;
 //! - `restart` cuts at the next keyframe: the old recording ends just before it and the new
-//!   one starts with it.
+//!   one starts with it;
+//! - in [`Mode::Ask`] a publish subscribes at once and asks (the driver carries out
+//!   [`Action::Ask`]) whether to record; a yes starts the recording on that same subscription,
+//!   so it begins at the publish's first keyframe however long the answer took.
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +34,9 @@ pub enum Mode {
     Automatic,
     /// Record only on command.
     Manual,
+    /// Ask whether to record when a publish starts (on-demand recording); a publisher
+    /// returning within DelayTime continues the recording the answer started.
+    Ask,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,12 +77,21 @@ pub struct FrameMeta {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
-    PublishStarted { session: u64 },
-    PublishEnded { session: u64 },
+    PublishStarted {
+        session: u64,
+    },
+    PublishEnded {
+        session: u64,
+    },
     FrameArrived(FrameMeta),
     CommandReceived(Command),
     DelayElapsed,
     ShutdownRequested,
+    /// The answer to [`Action::Ask`] for `session`.
+    Answered {
+        session: u64,
+        record: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +115,21 @@ pub enum Action {
         at: Instant,
     },
     DisarmTimer,
+    /// Ask whether to record this publish session; frames wait in the subscription until
+    /// [`Event::Answered`] (a question is dropped when [`Machine::asking`] no longer names it).
+    Ask {
+        session: u64,
+    },
+    /// Tell whoever listens that the open recording paused or resumed (status callbacks).
+    Announce(Announcement),
+}
+
+/// Changes of a recording's state that status callbacks report. A recording starting is
+/// [`Action::OpenRecording`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Announcement {
+    Paused,
+    Resumed,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,6 +207,8 @@ pub struct Machine {
     recording: Option<Recording>,
     publishing: Option<u64>,
     subscribed: bool,
+    /// The publish session whose question is out.
+    asking: Option<u64>,
     next_id: u64,
 }
 
@@ -188,6 +220,7 @@ impl Machine {
             recording: None,
             publishing: None,
             subscribed: false,
+            asking: None,
             next_id: 1,
         }
     }
@@ -198,6 +231,11 @@ impl Machine {
 
     pub fn is_publishing(&self) -> bool {
         self.publishing.is_some()
+    }
+
+    /// The publish session whose record question is out, if any.
+    pub fn asking(&self) -> Option<u64> {
+        self.asking
     }
 
     /// Applies a new config (mode, delay); it takes effect from the next event.
@@ -216,13 +254,38 @@ impl Machine {
         match event {
             Event::PublishStarted { session } => {
                 self.publishing = Some(session);
-                match self.state {
-                    State::Idle if self.config.mode == Mode::Automatic => self.start_new(out),
-                    State::Paused {
-                        cause: PauseCause::PublisherGone,
-                        ..
-                    } if self.config.mode == Mode::Automatic => self.resume(out),
+                self.asking = None;
+                match (self.state, self.config.mode) {
+                    (State::Idle, Mode::Automatic) => self.start_new(out),
+                    (State::Idle, Mode::Ask) => {
+                        // Frames queue in the subscription while the question is out.
+                        self.asking = Some(session);
+                        self.unsubscribe(out);
+                        self.subscribe(out);
+                        out.push(Action::Ask { session });
+                    }
+                    (
+                        State::Paused {
+                            cause: PauseCause::PublisherGone,
+                            ..
+                        },
+                        Mode::Automatic | Mode::Ask,
+                    ) => self.resume(out),
                     _ => {}
+                }
+            }
+            Event::Answered { session, record } => {
+                if self.asking != Some(session) {
+                    return CommandOutcome::Done;
+                }
+                if record && self.state == State::Idle {
+                    // Records on the question's subscription (`start_new` takes it).
+                    self.start_new(out);
+                } else {
+                    self.asking = None;
+                    if self.state == State::Idle {
+                        self.unsubscribe(out);
+                    }
                 }
             }
             Event::PublishEnded { session } => {
@@ -231,6 +294,7 @@ impl Machine {
                 }
                 self.publishing = None;
                 self.subscribed = false;
+                self.asking = None;
                 if self.state == State::Recording {
                     self.pause(now, PauseCause::PublisherGone, out);
                 }
@@ -247,6 +311,7 @@ impl Machine {
                 }
             }
             Event::ShutdownRequested => {
+                self.asking = None;
                 if self.state != State::Idle {
                     self.finalize(out);
                 }
@@ -322,7 +387,12 @@ impl Machine {
         self.recording = Some(Recording::new(id));
         self.state = State::Recording;
         out.push(Action::OpenRecording { id });
-        // A fresh subscription delivers the GOP cache: the pre-roll.
+        // The subscription made for a question holds every frame since the publish started
+        // (a `start` command overtaking the answer uses it too); otherwise a fresh
+        // subscription delivers the GOP cache: the pre-roll.
+        if self.asking.take().is_some() && self.subscribed {
+            return;
+        }
         self.unsubscribe(out);
         self.subscribe(out);
     }
@@ -334,6 +404,7 @@ impl Machine {
         }
         self.state = State::Recording;
         out.push(Action::DisarmTimer);
+        out.push(Action::Announce(Announcement::Resumed));
         self.unsubscribe(out);
         self.subscribe(out);
     }
@@ -344,6 +415,7 @@ impl Machine {
         if let Some(rec) = &mut self.recording {
             rec.restart_pending = false;
         }
+        out.push(Action::Announce(Announcement::Paused));
         self.unsubscribe(out);
         out.push(Action::ArmTimer { at: deadline });
     }
@@ -855,13 +927,114 @@ mod tests {
         }
     }
 
+    #[test]
+    fn ask_mode_records_on_the_question_subscription_after_a_yes() {
+        let mut h = Harness::new(Mode::Ask);
+        h.ev(Event::PublishStarted { session: 1 });
+        assert!(h.has(Action::Subscribe));
+        assert!(h.has(Action::Ask { session: 1 }));
+        assert_eq!(h.m.asking(), Some(1));
+        assert_eq!(h.m.state(), State::Idle);
+        h.ev(Event::Answered {
+            session: 1,
+            record: true,
+        });
+        assert!(h.has(Action::OpenRecording { id: 1 }));
+        // The frames queued since the publish started are the recording's: no resubscribe.
+        assert!(!h.has(Action::Subscribe) && !h.has(Action::Unsubscribe));
+        assert_eq!(h.m.asking(), None);
+        assert_eq!(h.video(0, false), None);
+        assert_eq!(h.video(40, true), Some(0));
+        assert_eq!(h.video(80, false), Some(40));
+    }
+
+    #[test]
+    fn ask_mode_a_no_unsubscribes_and_a_command_can_still_start() {
+        let mut h = Harness::new(Mode::Ask);
+        h.ev(Event::PublishStarted { session: 1 });
+        h.ev(Event::Answered {
+            session: 1,
+            record: false,
+        });
+        assert!(h.has(Action::Unsubscribe));
+        assert!(
+            !h.out
+                .iter()
+                .any(|a| matches!(a, Action::OpenRecording { .. }))
+        );
+        assert_eq!(h.m.state(), State::Idle);
+        assert_eq!(h.cmd(Command::Start), CommandOutcome::Done);
+        assert!(h.has(Action::OpenRecording { id: 1 }) && h.has(Action::Subscribe));
+    }
+
+    #[test]
+    fn ask_mode_ignores_stale_answers_and_a_start_overtakes_the_question() {
+        let mut h = Harness::new(Mode::Ask);
+        h.ev(Event::PublishStarted { session: 1 });
+        h.ev(Event::PublishEnded { session: 1 });
+        assert_eq!(h.m.asking(), None);
+        h.ev(Event::Answered {
+            session: 1,
+            record: true,
+        });
+        assert!(h.out.is_empty());
+        h.ev(Event::PublishStarted { session: 2 });
+        assert_eq!(h.cmd(Command::Start), CommandOutcome::Done);
+        assert!(h.has(Action::OpenRecording { id: 1 }));
+        assert!(
+            !h.has(Action::Subscribe),
+            "the question's subscription is kept"
+        );
+        assert_eq!(h.m.asking(), None);
+        h.ev(Event::Answered {
+            session: 2,
+            record: false,
+        });
+        assert!(h.out.is_empty());
+        assert_eq!(h.m.state(), State::Recording);
+    }
+
+    #[test]
+    fn ask_mode_continues_a_recording_when_the_publisher_returns() {
+        let mut h = Harness::new(Mode::Ask);
+        h.ev(Event::PublishStarted { session: 1 });
+        h.ev(Event::Answered {
+            session: 1,
+            record: true,
+        });
+        h.video(0, true);
+        h.ev(Event::PublishEnded { session: 1 });
+        assert!(h.has(Action::Announce(Announcement::Paused)));
+        h.ev(Event::PublishStarted { session: 2 });
+        assert!(!h.out.iter().any(|a| matches!(a, Action::Ask { .. })));
+        assert!(h.has(Action::Announce(Announcement::Resumed)));
+        assert_eq!(h.m.state(), State::Recording);
+    }
+
+    #[test]
+    fn pauses_and_resumes_are_announced() {
+        let mut h = Harness::new(Mode::Manual);
+        h.ev(Event::PublishStarted { session: 1 });
+        h.cmd(Command::Start);
+        assert!(!h.out.iter().any(|a| matches!(a, Action::Announce(_))));
+        h.cmd(Command::Stop);
+        assert!(h.has(Action::Announce(Announcement::Paused)));
+        h.cmd(Command::Stop);
+        assert!(h.out.is_empty(), "a second stop announces nothing");
+        h.cmd(Command::Start);
+        assert!(h.has(Action::Announce(Announcement::Resumed)));
+    }
+
     proptest! {
         /// Random event sequences: no frame is written twice, the timeline never goes
         /// backwards within a recording, a recording's first frame starts a GOP, and `Idle`
         /// is always reachable.
         #[test]
-        fn invariants_hold_for_random_event_sequences(ops in proptest::collection::vec(0u8..12, 1..200)) {
-            let mut h = Harness::new(Mode::Automatic);
+        fn invariants_hold_for_random_event_sequences(
+            mode in prop_oneof![Just(Mode::Automatic), Just(Mode::Manual), Just(Mode::Ask)],
+            ops in proptest::collection::vec(0u8..14, 1..200),
+        ) {
+            let mut h = Harness::new(mode);
             let mut t = Tracker::default();
             let mut session = 0u64;
             let mut stream_dts = 0i64;
@@ -874,6 +1047,7 @@ mod tests {
                     4 => t.step(&mut h, Event::CommandReceived(Command::CancelDelay), None),
                     5 => t.step(&mut h, Event::CommandReceived(Command::Restart), None),
                     6 => { h.now += DELAY; t.step(&mut h, Event::DelayElapsed, None); }
+                    12 | 13 => t.step(&mut h, Event::Answered { session, record: op == 12 }, None),
                     _ => {
                         stream_dts += 40;
                         h.seq += 1;

@@ -5,6 +5,7 @@ mod error;
 mod file;
 mod segmented;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -54,6 +55,9 @@ pub struct FileRecord {
     pub init_object: Option<String>,
     /// Segments in playlist order (m3u8, cmaf).
     pub segments: Vec<SegmentRecord>,
+    /// The publish URL's `callback_` parameters (name with its prefix → first value).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub push_args: BTreeMap<String, String>,
 }
 
 /// One stored segment of a playlist.
@@ -149,6 +153,8 @@ pub struct OutputContext {
     pub policy: SpoolPolicy,
     /// Background finalizations; shutdown waits for them.
     pub tasks: TaskTracker,
+    /// The publish URL's `callback_` parameters, carried by every file's index row.
+    pub push_args: Arc<BTreeMap<String, String>>,
 }
 
 impl OutputContext {
@@ -203,6 +209,7 @@ impl OutputContext {
             height,
             init_object: None,
             segments: Vec::new(),
+            push_args: (*self.push_args).clone(),
         }
     }
 }
@@ -249,6 +256,15 @@ impl Output {
         }
     }
 
+    /// A description of the first failure since the output last wrote successfully, once:
+    /// the recording lost data there (a `record_error` status).
+    pub fn take_new_failure(&mut self) -> Option<String> {
+        match self {
+            Self::File(o) => o.failures.take_new(),
+            Self::Segmented(o) => o.failures.take_new(),
+        }
+    }
+
     /// Closes the open file and finalizes it in the background.
     pub fn close(&mut self) {
         match self {
@@ -290,12 +306,15 @@ async fn write_frame<W: FormatWriter>(writer: &mut W, input: &FrameIn<'_>) {
             return;
         }
     }
-    if let Err(err) = writer.write_open(input).await {
-        writer.failures().record(
-            "write failed; the file is closed and the next starts at the next keyframe",
-            &err,
-        );
-        writer.close();
+    match writer.write_open(input).await {
+        Ok(()) => writer.failures().succeeded(),
+        Err(err) => {
+            writer.failures().record(
+                "write failed; the file is closed and the next starts at the next keyframe",
+                &err,
+            );
+            writer.close();
+        }
     }
 }
 
@@ -311,6 +330,10 @@ pub struct Failures {
     stream: StreamKey,
     format: Format,
     count: u64,
+    /// Failing since the last successful write.
+    failing: bool,
+    /// The first failure of the current run, until the driver takes it.
+    unreported: Option<String>,
 }
 
 impl Failures {
@@ -319,11 +342,25 @@ impl Failures {
             stream: ctx.key.clone(),
             format: ctx.spec.format,
             count: 0,
+            failing: false,
+            unreported: None,
         }
+    }
+
+    fn succeeded(&mut self) {
+        self.failing = false;
+    }
+
+    fn take_new(&mut self) -> Option<String> {
+        self.unreported.take()
     }
 
     fn record(&mut self, what: &str, err: &OutputError) {
         self.count += 1;
+        if !self.failing {
+            self.failing = true;
+            self.unreported = Some(format!("{}: {what}: {err}", self.format.as_str()));
+        }
         if self.count.is_power_of_two() {
             tracing::warn!(stream = %self.stream, format = self.format.as_str(), %err, failures = self.count, "{what}");
         }

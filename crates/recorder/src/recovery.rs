@@ -5,6 +5,7 @@
 //! Each spool file has a sidecar `<spool file>.json` ([`SpoolMeta`]) written when it opens
 //! (and, for playlists, after every segment), so recovery needs no database.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -87,6 +88,9 @@ pub struct SpoolMeta {
     pub width: u32,
     #[serde(default)]
     pub height: u32,
+    /// The publish URL's `callback_` parameters, for the file callback.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub push_args: BTreeMap<String, String>,
     #[serde(flatten)]
     pub kind: MetaKind,
 }
@@ -128,6 +132,7 @@ impl SpoolMeta {
             sequence,
             width,
             height,
+            push_args: (*ctx.push_args).clone(),
             kind,
         }
     }
@@ -175,6 +180,7 @@ impl SpoolMeta {
             height: self.height,
             init_object,
             segments,
+            push_args: self.push_args.clone(),
         }
     }
 

@@ -18,8 +18,8 @@ use liverec_catalog::Catalog;
 use liverec_hub::{Hub, HubConfig, Publisher, SlowPolicy, StreamKey, SubscribeOptions};
 use liverec_media::{AudioCodec, AudioConfig, CodecConfig, VideoCodec, VideoConfig};
 use liverec_recorder::{
-    ConfigSource, Format, FormatSpec, Mode, RecordConfig, RecorderDeps, RecorderHandle,
-    SpoolPolicy, Supervisor,
+    AlwaysRecord, ConfigSource, Format, FormatSpec, NoStatus, RecordConfig, RecordMode,
+    RecorderDeps, RecorderHandle, SpoolPolicy, Supervisor,
 };
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -42,7 +42,7 @@ impl ConfigSource for SwitchConfig {
 
 pub fn manual_config() -> RecordConfig {
     RecordConfig {
-        mode: Mode::Manual,
+        mode: RecordMode::Manual,
         delay: Duration::from_secs(180),
         bucket: "default".into(),
         endpoint: String::new(),
@@ -102,6 +102,9 @@ pub async fn start_with(settings: ApiSettings) -> TestApi {
             },
         },
         finalizers: TaskTracker::new(),
+        on_demand: Arc::new(AlwaysRecord),
+        on_demand_timeout: Duration::from_secs(3),
+        status: Arc::new(NoStatus),
     };
     let cancel = CancellationToken::new();
     let (recorder, _join) =

@@ -61,7 +61,7 @@ pub struct FileOutput {
     ctx: OutputContext,
     open: Option<OpenFile>,
     next_sequence: u64,
-    failures: Failures,
+    pub(super) failures: Failures,
 }
 
 impl FormatWriter for FileOutput {

@@ -62,7 +62,7 @@ pub struct SegmentedOutput {
     ctx: OutputContext,
     open: Option<OpenPlaylist>,
     next_sequence: u64,
-    failures: Failures,
+    pub(super) failures: Failures,
 }
 
 impl FormatWriter for SegmentedOutput {
