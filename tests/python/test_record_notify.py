@@ -5,9 +5,12 @@ documented errors, and the older SDK."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 import warnings
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from alibabacloud_live20161101 import models as live_models
 from aliyunsdklive.request.v20161101.AddLiveRecordNotifyConfigRequest import AddLiveRecordNotifyConfigRequest
@@ -301,6 +304,100 @@ def test_notify_records_parameter_errors(server):
         expect_error(lambda: call(**fields), 400, code, message)
     # Exactly seven days is allowed.
     assert_ok(call(start_time=utc(now - timedelta(days=7))))
+
+
+class CallbackReceiver:
+    """A real HTTP receiver on 127.0.0.1: POSTs to /ok get 200, to /fail get 500."""
+
+    def __init__(self):
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                received.append((self.path, dict(self.headers), body))
+                status = 200 if self.path == "/ok" else 500
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok" if status == 200 else b"no")
+
+            def log_message(self, *args):
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.http.server_address[1]}{path}"
+
+    def close(self):
+        self.http.shutdown()
+
+
+def test_notify_records_list_real_deliveries(start_server, publish):
+    receiver = CallbackReceiver()
+    try:
+        server = start_server(record={"delay_secs": 1, "formats": [{"format": "mp4", "cycle_secs": 3}]})
+        client = server.client()
+        ok_domain, fail_domain = "ok.example.com", "fail.example.com"
+        assert_ok(add(client, domain=ok_domain, notify_url=receiver.url("/ok"), need_status_notify=True))
+        assert_ok(add(client, domain=fail_domain, notify_url=receiver.url("/fail")))
+        ok_pub = publish(server.rtmp_url("live", "cam1", domain=ok_domain))
+        fail_pub = publish(server.rtmp_url("live", "cam2", domain=fail_domain))
+        ok_pub.wait_position(7.0)
+        fail_pub.wait_position(7.0)
+        ok_pub.stop()
+        fail_pub.stop()
+
+        def listed(domain, **fields):
+            body = records(client, domain=domain, page_size=100, **fields).body
+            assert body.total_num == len(body.callback_list), body.to_map()
+            return body.callback_list
+
+        # Files and status events of the good receiver: delivered, success.
+        deadline = time.monotonic() + 30
+        while True:
+            ok = listed(ok_domain)
+            types = sorted({r.notify_type for r in ok})
+            if {"file_created", "record_started", "record_paused"} <= set(types):
+                break
+            assert time.monotonic() < deadline, [r.to_map() for r in ok]
+            time.sleep(0.3)
+        files = [r for r in ok if r.notify_type == "file_created"]
+        assert len(files) >= 2, [r.to_map() for r in ok]
+        delivered = [json.loads(body) for path, _, body in receiver.received if path == "/ok"]
+        for r in ok:
+            assert (r.notify_result, r.domain_name, r.app_name, r.notify_url) == (
+                "success", ok_domain, "live", receiver.url("/ok")), r.to_map()
+            assert r.stream_name == "cam1" and r.storage_type == "oss", r.to_map()
+            assert json.loads(r.notify_content) in delivered, r.to_map()
+            assert "Idempotency-Key" in r.notify_header, r.to_map()
+            assert r.notify_response == "ok", r.to_map()
+        for r in files:
+            assert json.loads(r.notify_content)["uri"].endswith(".mp4"), r.to_map()
+        assert listed(ok_domain, status="failed") == []
+
+        # The failing receiver's callbacks are listed as failed after their first attempt.
+        deadline = time.monotonic() + 30
+        while not (failed := listed(fail_domain, status="failed")):
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        assert all(r.notify_result == "failed" and r.notify_response == "no" for r in failed), \
+            [r.to_map() for r in failed]
+        assert {r.notify_type for r in failed} == {"file_created"}, "no status events without NeedStatusNotify"
+        assert listed(fail_domain, status="success") == []
+
+        # Paging and the time range.
+        page = records(client, domain=ok_domain, page_size=1, page_number=2).body
+        assert (page.page_num, page.page_size, len(page.callback_list)) == (2, 1, 1), page.to_map()
+        assert page.total_num == len(ok) and page.total_page == len(ok), page.to_map()
+        now = datetime.now(timezone.utc)
+        past = records(client, domain=ok_domain, start=utc(now - timedelta(hours=2)),
+                       end=utc(now - timedelta(hours=1))).body
+        assert past.callback_list == [] and past.total_num == 0, past.to_map()
+    finally:
+        receiver.close()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -98,9 +98,11 @@ fn md5_hex(s: &str) -> String {
 
 #[test]
 fn every_file_gets_one_row_and_callbacks_with_one_event_id_body_and_signature() {
-    // The receiver fails the first three callbacks: those events are retried.
+    // The receiver answers slowly (under the 5 s timeout) and fails the first three
+    // callbacks: those events are retried, the others delivered once.
     let receiver = Receiver::start(Behaviour {
         fail_first: 3,
+        delay: Duration::from_millis(700),
         ..Behaviour::default()
     });
     let server = start("");

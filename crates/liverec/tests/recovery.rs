@@ -213,8 +213,16 @@ fn failing_storage_gives_a_counted_gap_and_loses_nothing_already_written() {
         ),
     )
     .unwrap();
-    // 200 KiB per file: the 10 s asset (~470 KB) overflows it once, mid-recording.
-    let (mut server, rx) = start_with_file_size_limit(&config, 400);
+    // The database is made first, without the limit (its migrations write more than a file of
+    // the test may hold).
+    let migrated = Command::new(env!("CARGO_BIN_EXE_liverec"))
+        .args(["keys", "list", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(migrated.status.success(), "{migrated:?}");
+    // 300 KiB per file: the 10 s asset (~470 KB) overflows it once, mid-recording.
+    let (mut server, rx) = start_with_file_size_limit(&config, 600);
     let asset = asset("h264_aac.flv");
     let status = publish(
         Path::new("ffmpeg"),

@@ -209,8 +209,8 @@ impl Driver {
                     self.step(Event::DelayElapsed, None).await;
                 }
             }
-            // A question settled (answered, overtaken by a command, or its publish gone): the
-            // frame it held goes first, if the recording it started is there to take it.
+            // A question overtaken (by a `start`, or its publish gone): the frame it held goes
+            // first, if a recording is there to take it.
             if let Some(held) = self.settle_question() {
                 self.on_hub_event(Some(HubEvent::Frame(held))).await;
             }
@@ -366,10 +366,7 @@ impl Driver {
         &mut self,
         answer: Result<Result<RecordAnswer, AskError>, tokio::time::error::Elapsed>,
     ) {
-        let Some(session) = self.question.as_mut().map(|q| {
-            q.answer = None;
-            q.session
-        }) else {
+        let Some(question) = self.question.take() else {
             return;
         };
         let record = match answer {
@@ -392,7 +389,15 @@ impl Driver {
                 true
             }
         };
+        let session = question.session;
         self.step(Event::Answered { session, record }, None).await;
+        // The frame asked with is the recording's first, if the answer started one.
+        if let Some(held) = question.held
+            && self.subscription.is_some()
+            && self.machine.state() == crate::machine::State::Recording
+        {
+            self.on_hub_event(Some(HubEvent::Frame(held))).await;
+        }
     }
 
     /// Drops the question once the machine no longer waits for it, returning its held frame
