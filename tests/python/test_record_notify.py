@@ -373,7 +373,7 @@ def test_notify_records_list_real_deliveries(start_server, publish):
             assert r.stream_name == "cam1" and r.storage_type == "oss", r.to_map()
             assert json.loads(r.notify_content) in delivered, r.to_map()
             assert "Idempotency-Key" in r.notify_header, r.to_map()
-            assert r.notify_response == "ok", r.to_map()
+            assert r.notify_response == "HTTP 200: ok", r.to_map()
         for r in files:
             assert json.loads(r.notify_content)["uri"].endswith(".mp4"), r.to_map()
         assert listed(ok_domain, status="failed") == []
@@ -383,7 +383,7 @@ def test_notify_records_list_real_deliveries(start_server, publish):
         while not (failed := listed(fail_domain, status="failed")):
             assert time.monotonic() < deadline
             time.sleep(0.3)
-        assert all(r.notify_result == "failed" and r.notify_response == "no" for r in failed), \
+        assert all(r.notify_result == "failed" and r.notify_response == "HTTP 500: no" for r in failed), \
             [r.to_map() for r in failed]
         assert {r.notify_type for r in failed} == {"file_created"}, "no status events without NeedStatusNotify"
         assert listed(fail_domain, status="success") == []
