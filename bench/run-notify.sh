@@ -3,7 +3,7 @@
 # run: 100 streams stop at once, so 100 files complete within about a second; the time from each
 # file being complete to its callback reaching a local receiver, p50/p99, with a receiver that
 # answers at once and with one that takes 1 s per request. See bench/README.md.
-# Needs ffmpeg, nginx and libnginx-mod-rtmp (apt-get install -y ffmpeg nginx libnginx-mod-rtmp).
+# Installs ffmpeg, nginx and libnginx-mod-rtmp with apt-get if they are missing.
 # Usage: bench/run-notify.sh   (knobs: STREAMS, PUBLISH_SECS, WAIT_QUIET, KEEP=1, OUT)
 set -euo pipefail
 . "$(dirname "$0")/api/common.sh"
@@ -25,10 +25,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for tool in ffmpeg nginx; do
-  command -v "$tool" >/dev/null || { log "$tool is missing: apt-get install -y ffmpeg nginx libnginx-mod-rtmp"; exit 1; }
-done
-[ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ] || { log "libnginx-mod-rtmp is missing"; exit 1; }
+ensure_nginx_rtmp
 
 build_all
 make_assets

@@ -56,7 +56,7 @@ make_assets() {
   while read -r name size vb ab; do
     [ -s "$BENCH_ASSETS/$name.flv" ] && continue
     log "encoding $BENCH_ASSETS/$name.flv"
-    ffmpeg -hide_banner -loglevel error -y \
+    ffmpeg -hide_banner -nostdin -loglevel error -y \
       -f lavfi -i "testsrc2=size=$size:rate=30:duration=30" \
       -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=30" \
       -map 0:v -map 1:a \
@@ -86,4 +86,22 @@ random_key() {
   LIVEREC_ACCESS_KEY_ID="LTAIbench$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   LIVEREC_ACCESS_KEY_SECRET="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   export LIVEREC_ACCESS_KEY_ID LIVEREC_ACCESS_KEY_SECRET
+}
+
+# Installs ffmpeg, nginx and libnginx-mod-rtmp with apt-get when they are missing (as root);
+# otherwise says what to install and fails.
+ensure_nginx_rtmp() {
+  local need=()
+  command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need+=(ffmpeg)
+  command -v nginx >/dev/null || need+=(nginx)
+  [ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need+=(libnginx-mod-rtmp)
+  [ ${#need[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing ${need[*]} (apt-get)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    log "missing: ${need[*]} (apt-get install -y ${need[*]})"
+    return 1
+  fi
 }

@@ -69,6 +69,9 @@ def publishers(asset, urls):
 
 def stop_publishers(procs):
     """SIGTERM to all at once (ffmpeg closes its streams), then wait."""
+    dead = sum(p.poll() is not None for p in procs)
+    if dead:
+        raise SystemExit(f"{dead} of {len(procs)} publishers exited before the end (asset missing? server full?)")
     t = time.time()
     for p in procs:
         if p.poll() is None:
@@ -179,7 +182,9 @@ def run_nginx(a, work, receiver_delay):
     rec_dir = os.path.join(work, "nginx-rec")
     os.makedirs(rec_dir, exist_ok=True)
     os.chmod(rec_dir, 0o1777)
+    # nginx's worker runs as nobody: every directory above the recordings must let it through.
     os.chmod(work, 0o755)
+    os.chmod(a.work, 0o755)
     receiver = Receiver(receiver_delay)
     conf = nginx_conf(work, a.nginx_rtmp_port, rec_dir, receiver.url)
     server = spawn(["nginx", "-p", os.path.join(work, "nginx"), "-c", conf, "-g", "daemon off;"])
