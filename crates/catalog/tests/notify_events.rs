@@ -313,3 +313,22 @@ async fn attempts_finish_retry_give_up_resend_and_prune() {
         fx.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn generated_index_rows_queue_no_callback() {
+    for fx in support::catalogs().await {
+        let (c, label) = (&fx.catalog, fx.label);
+        c.insert_notify_config(&config("files.example", true, true))
+            .await
+            .unwrap();
+        // CreateLiveStreamRecordIndexFiles writes its row through `replace_generated_index`.
+        let generated = liverec_catalog::RecordingRow {
+            generated: true,
+            ..recording("gen", "files.example")
+        };
+        c.replace_generated_index(&generated, &[]).await.unwrap();
+        assert!(claim_all(c, NOW).await.is_empty(), "{label}");
+        assert_eq!(c.notify_backlog().await.unwrap().pending, 0, "{label}");
+        fx.cleanup().await;
+    }
+}
