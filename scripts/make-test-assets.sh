@@ -25,4 +25,8 @@ SVT_LOG=1 make av1_aac.flv "$ffmpeg9" "${src[@]}" -c:v libsvtav1 -preset 12 -g 2
 make h264_aac_640x360.flv ffmpeg -f lavfi -i "testsrc2=size=640x360:rate=25:duration=4" -f lavfi -i "sine=frequency=660:sample_rate=44100:duration=4" -c:v libx264 -preset veryfast -g 25 -bf 2 -pix_fmt yuv420p -c:a aac -b:a 64k -f flv
 make h264_mp3.flv ffmpeg "${src[@]}" -c:v libx264 -preset veryfast -g 25 -bf 2 -pix_fmt yuv420p -c:a libmp3lame -b:a 64k -f flv
 make flv1_aac.flv ffmpeg "${src[@]}" -c:v flv1 -g 25 -c:a aac -b:a 64k -f flv
+# A file people push at full speed (no -re): 120 s of 640x360@30 H.264 at ~2 Mbit/s and AAC,
+# 3600 video frames, GOP 2 s, ~30 MB: 30 s encoded once, then repeated with -c copy.
+make h264_aac_30s_2mbps.flv ffmpeg -f lavfi -i "testsrc2=size=640x360:rate=30:duration=30" -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=30" -c:v libx264 -preset ultrafast -b:v 2M -minrate 2M -maxrate 2M -bufsize 2M -g 60 -bf 0 -pix_fmt yuv420p -c:a aac -b:a 64k -f flv
+make h264_aac_120s_2mbps.flv ffmpeg -nostdin -stream_loop 3 -i "$out/h264_aac_30s_2mbps.flv" -c copy -f flv
 ls -l "$out"

@@ -857,3 +857,53 @@ fn a_flooding_publisher_does_not_slow_down_other_streams() {
         }
     }
 }
+
+/// Issue 11: a 120 s, 2 Mbit/s file pushed at full speed (`ffmpeg -i F -c copy -f flv URL`, no
+/// `-re`) keeps every frame in every format. Acknowledgements sent while the publisher was
+/// ahead used to reach its closed socket; its kernel answered with a reset, which threw away
+/// seconds of media still unread.
+#[test]
+fn a_file_pushed_at_full_speed_keeps_every_frame_in_every_format() {
+    let server = Server::start(&format!(
+        "{}[hub]\nrecorder_queue_bytes = {SMALL_RECORDER_QUEUE}\n",
+        record_toml("mp4 m3u8:10 cmaf:10 flv")
+    ));
+    let asset = asset("h264_aac_120s_2mbps.flv");
+    let status = std::process::Command::new(ffmpeg())
+        .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
+        .arg(&asset)
+        .args(["-c", "copy", "-f", "flv", &server.url(APP, "fast")])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_complete(&server, "fast", 4);
+    assert!(
+        server.log_lines(&["publish ended by the client"]).len() == 1,
+        "the client's deleteStream was read, not lost to a reset"
+    );
+    assert!(
+        !server.log_contains("the publisher's connection failed"),
+        "no reset"
+    );
+    let expected = recordable_counts(ffmpeg(), &asset);
+    assert_eq!(expected[0], 3600);
+    for (ext, cmaf) in [
+        ("mp4", false),
+        ("m3u8", false),
+        ("m3u8", true),
+        ("flv", false),
+    ] {
+        let files: Vec<_> = server
+            .recorded_for(APP, "fast", ext)
+            .into_iter()
+            .filter(|f| f.to_string_lossy().ends_with(".cmaf.m3u8") == cmaf)
+            .collect();
+        assert_eq!(files.len(), 1, "{ext}: {files:?}");
+        let got: Vec<usize> = packets(ffmpeg(), &files[0])
+            .streams
+            .iter()
+            .map(Vec::len)
+            .collect();
+        assert_eq!(got, expected, "{ext}: every frame");
+    }
+}

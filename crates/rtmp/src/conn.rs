@@ -18,6 +18,7 @@ use crate::error::RtmpError;
 use crate::handler::SessionHandler;
 use crate::handshake::Handshake;
 use crate::limits::Limits;
+use crate::pace::Pace;
 use crate::session::{Session, SessionEvent};
 
 /// Initial capacity of the read buffer, and the room reserved before every read.
@@ -69,6 +70,7 @@ where
         cancelled: Box::pin(cancel.clone().cancelled_owned()),
         cancel,
         published: false,
+        pace: Pace::default(),
     };
     let result = conn.run(&mut handler).await;
     if conn.published {
@@ -91,6 +93,8 @@ struct Conn<'a, S> {
     cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
     /// An accepted publish has not been ended by `on_unpublish` yet.
     published: bool,
+    /// Whether the publisher runs ahead of real time (then no Acknowledgements go out).
+    pace: Pace,
 }
 
 /// Why the read loop stopped without an error.
@@ -172,6 +176,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                     return Ok(Stop::Closed);
                 }
             }
+            if !self.pace.ahead() {
+                self.session.acknowledge();
+            }
             self.flush().await?;
 
             if draining {
@@ -209,7 +216,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                 tokio::select! {
                     biased;
                     () = &mut self.cancelled => return Ok(Stop::Cancelled),
-                    read = self.io.read_buf(&mut self.buf) => break read?,
+                    read = self.io.read_buf(&mut self.buf) => break read.map_err(|e| self.read_failed(e))?,
                     () = &mut idle_timer => {
                         let deadline = waiting_since + idle;
                         if Instant::now() >= deadline {
@@ -240,6 +247,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
         while let Some(event) = self.session.next_event() {
             match event {
                 SessionEvent::MediaReceived(media) => {
+                    self.pace
+                        .observe(Instant::now().into_std(), media.timestamp);
                     // Media first: a frame that is taken at once never polls the token (a
                     // mutex); one the recorder holds up still yields to cancellation.
                     tokio::select! {
@@ -285,6 +294,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             }
         }
         Ok(None)
+    }
+
+    /// A failed read of an accepted publish is worth a warning: a reset throws away what the
+    /// kernel held for us, so media the publisher sent may be lost.
+    fn read_failed(&self, error: std::io::Error) -> std::io::Error {
+        if self.published {
+            tracing::warn!(%error, received_bytes = self.session.total_received(),
+                unparsed_bytes = self.buf.len(), partial_message = self.reader.has_partial(),
+                "the publisher's connection failed: media it sent after the last complete message is lost");
+        }
+        error
     }
 
     async fn flush(&mut self) -> Result<(), RtmpError> {

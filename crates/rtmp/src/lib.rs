@@ -10,7 +10,9 @@
 //! [`chunk::Writer`] and [`session::Session`] take and produce bytes and events only. The tokio
 //! shell is [`serve_connection`] (one connection; a timeout or the cancellation token beside
 //! every await) and [`serve`] (the accept loop). Media bodies reach the [`SessionHandler`]
-//! untouched — FLV tag bodies, legacy or E-RTMP — as slices of the read buffer.
+//! untouched — FLV tag bodies, legacy or E-RTMP — as slices of the read buffer. Acknowledgements
+//! wait while a publisher runs ahead of real time (`pace`): sent to a client that has already
+//! closed, they would make its kernel reset the connection and lose what was not read yet.
 //!
 //! Why in-house and not scuffle-rtmp or rml_rtmp: the recorder needs the tcUrl, the publish
 //! query, an explicit onStatus refusal and E-RTMP `connect` capabilities (see CRATES.md).
@@ -49,6 +51,7 @@ pub mod handshake;
 mod limits;
 mod listener;
 pub mod message;
+mod pace;
 pub mod session;
 
 pub use conn::serve_connection;

@@ -147,10 +147,25 @@ impl Session {
         self.connection.as_ref().map(|c| c.app.as_str())
     }
 
-    /// Counts received bytes and sends an Acknowledgement each time a window is full.
+    /// Counts received bytes. Each full window makes an Acknowledgement due; the connection
+    /// decides when to send it ([`Session::acknowledge`]).
     pub fn bytes_received(&mut self, n: usize) {
         self.received = self.received.saturating_add(n as u64);
-        if self.received - self.last_ack >= u64::from(self.ack_window) {
+    }
+
+    /// Bytes received on the connection so far.
+    pub fn total_received(&self) -> u64 {
+        self.received
+    }
+
+    /// A window of bytes arrived since the last Acknowledgement.
+    pub fn acknowledgement_due(&self) -> bool {
+        self.received - self.last_ack >= u64::from(self.ack_window)
+    }
+
+    /// Writes an Acknowledgement of everything received so far, if one is due.
+    pub fn acknowledge(&mut self) {
+        if self.acknowledgement_due() {
             self.last_ack = self.received;
             control::write_acknowledgement(&mut self.writer, self.received as u32, &mut self.out);
         }
@@ -962,14 +977,23 @@ mod tests {
             })
             .unwrap();
         session.bytes_received(9_999);
-        assert!(session.output().is_empty());
+        session.acknowledge();
+        assert!(!session.acknowledgement_due() && session.output().is_empty());
         session.bytes_received(1);
+        assert!(session.acknowledgement_due());
+        assert!(
+            session.output().is_empty(),
+            "the connection sends it when it chooses"
+        );
+        session.bytes_received(500);
+        session.acknowledge();
         let msgs = sent(&mut session, &mut reader);
         assert_eq!(
             (msgs[0].type_id, control::parse_u32(&msgs[0].payload)),
-            (type_id::ACKNOWLEDGEMENT, Some(10_000))
+            (type_id::ACKNOWLEDGEMENT, Some(10_500))
         );
         session.bytes_received(9_999);
+        session.acknowledge();
         assert!(session.output().is_empty());
     }
 
