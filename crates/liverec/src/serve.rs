@@ -131,13 +131,80 @@ fn index_entry(record: &FileRecord) -> (RecordingRow, Vec<RecordingObject>) {
     (row, objects)
 }
 
+/// Name of the lock file in the data directory: one server per data directory.
+const LOCK_FILE: &str = "liverec.lock";
+
+/// Takes the data directory's exclusive lock for the life of the process (the returned file
+/// holds it). A second server on the same directory would "recover" the first one's open
+/// recordings out from under it, so it refuses to start.
+fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let path = data_dir.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            anyhow::bail!(
+                "another liverec (pid {}) is serving data directory {}; stop it first, or give \
+                 this one its own data_dir",
+                holder.trim(),
+                data_dir.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(err)) => {
+            return Err(err).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    // The holder's pid, for the message above (informational: the lock is what counts).
+    file.set_len(0)?;
+    file.rewind()?;
+    writeln!(file, "{}", std::process::id())?;
+    Ok(file)
+}
+
+/// Descriptors the server keeps for itself (database, listeners, uploads, API clients, logs).
+const FD_RESERVE: u64 = 256;
+/// Descriptors one publish may hold: its socket, and for each of up to four formats an open
+/// spool file and, for the segmented ones, the playlist's beside the segment's.
+const FDS_PER_PUBLISH: u64 = 1 + 2 * 4;
+
+/// Raises the soft open-file limit to the hard one (a default soft limit of 1024 is reached
+/// by about a hundred recorded publishers) and warns when even that cannot hold
+/// `max_publishers` publishes with their recordings.
+fn raise_open_file_limit(max_publishers: usize) {
+    let need = (max_publishers as u64)
+        .saturating_mul(FDS_PER_PUBLISH)
+        .saturating_add(FD_RESERVE);
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < need => tracing::warn!(
+            limit,
+            need,
+            max_publishers,
+            "the open-file limit is too low for max_publishers recorded streams: raise the hard \
+             limit (ulimit -Hn, systemd LimitNOFILE) or lower ingest.max_publishers"
+        ),
+        Ok(limit) => tracing::info!(limit, "open-file limit"),
+        Err(err) => tracing::warn!(%err, "cannot read or raise the open-file limit"),
+    }
+}
+
 pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    raise_open_file_limit(settings.ingest.max_publishers);
     std::fs::create_dir_all(&settings.data_dir).with_context(|| {
         format!(
             "cannot create data directory {}",
             settings.data_dir.display()
         )
     })?;
+    let _data_dir_lock = lock_data_dir(&settings.data_dir)?;
     let record_config = settings.record_config()?;
     match &record_config {
         Some(c) => {

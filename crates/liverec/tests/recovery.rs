@@ -273,3 +273,83 @@ fn failing_storage_gives_a_counted_gap_and_loses_nothing_already_written() {
     );
     assert!(seconds > 7.5 && seconds < 10.0, "seconds kept: {seconds}");
 }
+
+#[test]
+fn a_second_server_on_the_same_data_dir_refuses_to_start() {
+    let mut first = Server::start("");
+    let config = first.dir.path().join("liverec.toml");
+    let second = Command::new(env!("CARGO_BIN_EXE_liverec"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        said.contains("another liverec (pid ") && said.contains("is serving data directory"),
+        "{said}"
+    );
+    assert!(first.is_running(), "the first server is untouched");
+    // The lock dies with its process: after a crash the next start takes it.
+    first.kill_9();
+    first.restart();
+    assert!(first.is_running());
+}
+
+/// Starts liverec on `config` under `ulimit` options (`-Sn 256 -Hn 4096` …) and returns the
+/// line logged about the open-file limit.
+fn open_file_limit_line(config: &Path, ulimit: &str) -> String {
+    let script = format!(
+        "ulimit {ulimit}; exec '{}' serve --config '{}'",
+        env!("CARGO_BIN_EXE_liverec"),
+        config.display()
+    );
+    let mut server = Running(
+        Command::new("sh")
+            .args(["-c", &script])
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = server.stderr.take().unwrap();
+    let line = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("open-file limit"))
+        .unwrap_or_default();
+    let _ = server.kill();
+    let _ = server.wait();
+    line
+}
+
+#[test]
+fn the_open_file_limit_is_raised_and_a_too_low_one_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("liverec.toml");
+    let write = |max_publishers: u32| {
+        std::fs::write(
+            &config,
+            format!(
+                "rtmp_listen = \"127.0.0.1:0\"\napi_listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n\
+                 [ingest]\nmax_publishers = {max_publishers}\n",
+                dir.path().join("data").display().to_string()
+            ),
+        )
+        .unwrap();
+    };
+    // Soft 256, hard 4096: raised to 4096, enough for 100 publishers (9 each + 256).
+    write(100);
+    let line = open_file_limit_line(&config, "-Sn 256; ulimit -Hn 4096");
+    assert!(
+        line.contains("INFO") && line.contains("limit=4096"),
+        "{line}"
+    );
+    // 1000 publishers need 9256: too many for 4096.
+    write(1000);
+    let line = open_file_limit_line(&config, "-Sn 256; ulimit -Hn 4096");
+    assert!(
+        line.contains("WARN") && line.contains("limit=4096") && line.contains("need=9256"),
+        "{line}"
+    );
+}
