@@ -310,9 +310,9 @@ fn open_file_limit_line(config: &Path, ulimit: &str) -> String {
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
-            .unwrap(),
+            .expect("spawn liverec"),
     );
-    let stderr = server.stderr.take().unwrap();
+    let stderr = server.stderr.take().expect("stderr");
     let line = BufReader::new(stderr)
         .lines()
         .map_while(Result::ok)
