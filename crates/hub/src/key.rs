@@ -29,12 +29,13 @@ pub enum NameError {
     TooLong { what: &'static str, max: usize },
     #[error("{what} contains a character outside [A-Za-z0-9_.-]")]
     BadCharacter { what: &'static str },
-    #[error("{what} may not be '.' or '..'")]
+    #[error("{what} may not start with '.'")]
     DotName { what: &'static str },
 }
 
-/// Validates an app or stream name: `[A-Za-z0-9_.-]{1,255}`, and never `.` or `..`, so a
-/// name can be used as a path component without escaping its directory.
+/// Validates an app or stream name: `[A-Za-z0-9_.-]{1,255}`, not starting with `.`, so a name
+/// can be used as a path component without escaping its directory or hiding in it (`.spool`
+/// and other dot-names belong to liverec).
 pub fn validate_name(what: &'static str, name: &str) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty { what });
@@ -51,7 +52,7 @@ pub fn validate_name(what: &'static str, name: &str) -> Result<(), NameError> {
     {
         return Err(NameError::BadCharacter { what });
     }
-    if name == "." || name == ".." {
+    if name.starts_with('.') {
         return Err(NameError::DotName { what });
     }
     Ok(())
@@ -95,7 +96,9 @@ mod tests {
 
     #[test]
     fn refuses_path_escapes_and_control_characters() {
-        for bad in ["", "..", ".", "a/b", "../x", "a\0b", "a b", "é", "a\nb"] {
+        for bad in [
+            "", "..", ".", ".spool", ".hidden", "a/b", "../x", "a\0b", "a b", "é", "a\nb",
+        ] {
             assert!(validate_name("stream", bad).is_err(), "{bad:?}");
         }
         assert!(validate_name("stream", &"a".repeat(256)).is_err());

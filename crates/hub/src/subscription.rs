@@ -202,6 +202,16 @@ impl Subscription {
         self.rx.recv().await
     }
 
+    /// The next event if one is already queued, without waiting.
+    pub fn try_recv(&mut self) -> Option<HubEvent> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Events queued and not received yet.
+    pub fn queued(&self) -> usize {
+        self.rx.len()
+    }
+
     pub fn info(&self) -> &Arc<PublishInfo> {
         &self.stream.info
     }

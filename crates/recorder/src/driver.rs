@@ -284,6 +284,14 @@ impl Driver {
         if config.is_none() && (idle || matches!(command, Command::Start | Command::Restart)) {
             return CommandReply::NoConfig;
         }
+        // Frames the publisher sent before this command are the recording's (DESIGN.md):
+        // the ones still queued are written before a stop, cancel_delay or restart acts.
+        if matches!(
+            command,
+            Command::Stop | Command::CancelDelay | Command::Restart
+        ) {
+            self.take_in_queued_frames().await;
+        }
         // A config changed through the API applies to what this command starts or pauses.
         if config.is_some() {
             self.machine
@@ -335,6 +343,21 @@ impl Driver {
                     self.step(Event::PublishEnded { session }, None).await;
                 }
             }
+        }
+    }
+
+    /// Handles the events already queued in the subscription (not those that arrive while
+    /// doing so), unless a question holds them back.
+    async fn take_in_queued_frames(&mut self) {
+        if self.waiting_for_answer() {
+            return;
+        }
+        let queued = self.subscription.as_ref().map_or(0, Subscription::queued);
+        for _ in 0..queued {
+            let Some(event) = self.subscription.as_mut().and_then(Subscription::try_recv) else {
+                break;
+            };
+            self.on_hub_event(Some(event)).await;
         }
     }
 

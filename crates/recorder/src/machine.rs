@@ -358,7 +358,16 @@ impl Machine {
                 self.pause(now, PauseCause::Stopped, out);
                 CommandOutcome::Done
             }
-            (Command::Stop, _) => CommandOutcome::Done,
+            (Command::Stop, State::Paused { deadline, .. }) => {
+                // DESIGN.md: state and deadline unchanged; from now on the pause counts as
+                // paused by `stop`, so a returning publisher does not resume it.
+                self.state = State::Paused {
+                    cause: PauseCause::Stopped,
+                    deadline,
+                };
+                CommandOutcome::Done
+            }
+            (Command::Stop, State::Idle) => CommandOutcome::Done,
             (Command::CancelDelay, State::Idle) => CommandOutcome::Done,
             (Command::CancelDelay, _) => {
                 self.finalize(out);
@@ -765,6 +774,35 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn stop_after_the_publisher_dropped_keeps_the_recording_stopped() {
+        let mut h = Harness::new(Mode::Automatic);
+        h.ev(Event::PublishStarted { session: 1 });
+        h.video(0, true);
+        h.ev(Event::PublishEnded { session: 1 });
+        let State::Paused { deadline, .. } = h.m.state() else {
+            panic!("paused");
+        };
+        h.now += Duration::from_secs(10);
+        assert_eq!(h.cmd(Command::Stop), CommandOutcome::Done);
+        assert!(h.out.is_empty());
+        assert_eq!(
+            h.m.state(),
+            State::Paused {
+                cause: PauseCause::Stopped,
+                deadline
+            },
+            "deadline unchanged"
+        );
+        h.ev(Event::PublishStarted { session: 2 });
+        assert!(
+            !h.has(Action::Subscribe),
+            "the returning publisher does not resume it"
+        );
+        assert_eq!(h.cmd(Command::Start), CommandOutcome::Done);
+        assert_eq!(h.m.state(), State::Recording);
     }
 
     #[test]

@@ -129,16 +129,24 @@ impl Supervisor {
             let (inbox, rx) = mpsc::unbounded_channel();
             let driver = Driver::new(key.clone(), self.deps.clone());
             let run = driver.run(rx, self.dormant_tx.clone());
-            match runtime {
-                Some(runtime) => self.tasks.spawn_on(run, &runtime),
+            match &runtime {
+                Some(runtime) => self.tasks.spawn_on(run, runtime),
                 None => self.tasks.spawn(run),
             };
             self.recorders.insert(key.clone(), Entry { inbox, sent: 0 });
         }
-        if let Some(entry) = self.recorders.get_mut(&key)
-            && entry.inbox.send(msg).is_ok()
-        {
-            entry.sent += 1;
+        let Some(entry) = self.recorders.get_mut(&key) else {
+            return;
+        };
+        match entry.inbox.send(msg) {
+            Ok(()) => entry.sent += 1,
+            Err(mpsc::error::SendError(msg)) => {
+                // The task ended without being let go: it panicked (a bug). Whatever it had
+                // open stays in the spool for recovery; the stream gets a new recorder.
+                tracing::error!(stream = %key, "the stream's recorder stopped unexpectedly; starting a new one");
+                self.recorders.remove(&key);
+                self.route(key, msg, create, runtime);
+            }
         }
     }
 

@@ -1,0 +1,203 @@
+//! The recorder in-process: a hub, a supervisor and a local storage target whose completion
+//! hook collects the finished files (no binary, no log lines). Commands against frames that are
+//! still queued, and a recorder task that dies.
+// Test helpers: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use liverec_hub::StreamKey;
+use liverec_hub::{Hub, HubConfig, Publisher, SubscribeOptions};
+use liverec_media::{AudioCodec, AudioConfig, CodecConfig, TrackKind, VideoCodec, VideoConfig};
+use liverec_recorder::{
+    AlwaysRecord, Command, CommandReply, ConfigSource, FileRecord, Format, FormatSpec, NoStatus,
+    RecordConfig, RecordMode, RecorderDeps, RecorderHandle, SpoolPolicy, Supervisor,
+};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+const FRAME_MS: u32 = 40;
+
+/// Manual MP4 recording. The second resolution for the stream named `boom` (its recorder's,
+/// handling the first command) panics: a recorder task dying of a bug.
+struct Configs {
+    boom: Mutex<u32>,
+}
+
+impl ConfigSource for Configs {
+    fn resolve(&self, key: &StreamKey) -> Option<RecordConfig> {
+        if key.stream == "boom" {
+            let n = {
+                let mut n = self.boom.lock().unwrap();
+                *n += 1;
+                *n
+            };
+            if n == 2 {
+                panic!("a recorder bug");
+            }
+        }
+        Some(RecordConfig {
+            mode: RecordMode::Manual,
+            delay: Duration::from_secs(180),
+            bucket: "default".into(),
+            endpoint: String::new(),
+            formats: vec![FormatSpec::new(Format::Mp4)],
+        })
+    }
+}
+
+struct Rig {
+    hub: Hub,
+    recorder: RecorderHandle,
+    files: Arc<Mutex<Vec<FileRecord>>>,
+    cancel: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+fn rig() -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let files = Arc::new(Mutex::new(Vec::new()));
+    let sink = files.clone();
+    let storage = Arc::new(liverec_storage::Storage::new(
+        dir.path(),
+        Arc::new(move |done: liverec_storage::Completed| {
+            let record: FileRecord = serde_json::from_value(done.payload).unwrap();
+            sink.lock().unwrap().push(record);
+            Box::pin(async {})
+        }),
+    ));
+    let (lifecycle_tx, lifecycle_rx) = tokio::sync::mpsc::channel(64);
+    let hub = Hub::new(HubConfig::default(), lifecycle_tx);
+    let deps = RecorderDeps {
+        hub: hub.clone(),
+        configs: Arc::new(Configs {
+            boom: Mutex::new(0),
+        }),
+        storage,
+        policy: SpoolPolicy::default(),
+        subscribe: SubscribeOptions::default(),
+        finalizers: TaskTracker::new(),
+        on_demand: Arc::new(AlwaysRecord),
+        on_demand_timeout: Duration::from_secs(3),
+        status: Arc::new(NoStatus),
+    };
+    let cancel = CancellationToken::new();
+    let (recorder, _join) =
+        Supervisor::spawn(deps, lifecycle_rx, cancel.clone(), Duration::from_secs(5));
+    Rig {
+        hub,
+        recorder,
+        files,
+        cancel,
+        _dir: dir,
+    }
+}
+
+fn key(stream: &str) -> StreamKey {
+    StreamKey {
+        domain: "live.example.com".into(),
+        app: "live".into(),
+        stream: stream.into(),
+    }
+}
+
+async fn publish(hub: &Hub, stream: &str) -> Publisher {
+    let peer: SocketAddr = "127.0.0.1:50000".parse().unwrap();
+    let mut p = hub.publish(key(stream), vec![], Some(peer)).await.unwrap();
+    p.set_config(CodecConfig::Video(Arc::new(VideoConfig {
+        codec: VideoCodec::H264,
+        record: Bytes::from_static(&[1, 0x64, 0, 0x1f, 0xff, 0xe0, 0]),
+        width: 1280,
+        height: 720,
+        nal_length_size: 4,
+        parameter_sets: vec![],
+    })));
+    p.set_config(CodecConfig::Audio(Arc::new(AudioConfig {
+        codec: AudioCodec::Aac,
+        specific: Bytes::from_static(&[0x12, 0x10]),
+        object_type: 2,
+        sample_rate: 44100,
+        channels: 2,
+    })));
+    p
+}
+
+/// Pushes video frames `from..to` (a keyframe every 25), without yielding to other tasks.
+async fn push_video(p: &mut Publisher, from: u32, to: u32) {
+    for i in from..to {
+        let key = i % 25 == 0;
+        let nal: &'static [u8] = if key {
+            &[0, 0, 0, 2, 0x65, 0x88]
+        } else {
+            &[0, 0, 0, 2, 0x41, 0x9a]
+        };
+        p.push(
+            TrackKind::Video,
+            i * FRAME_MS,
+            0,
+            key,
+            Bytes::from_static(nal),
+        )
+        .await;
+    }
+}
+
+async fn wait_files(files: &Mutex<Vec<FileRecord>>, n: usize) -> Vec<FileRecord> {
+    for _ in 0..500 {
+        if files.lock().unwrap().len() >= n {
+            return files.lock().unwrap().clone();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{n} files not finished");
+}
+
+#[tokio::test]
+async fn frames_queued_before_stop_are_in_the_file() {
+    let rig = rig();
+    let mut p = publish(&rig.hub, "queued").await;
+    push_video(&mut p, 0, 25).await;
+    let start = rig.recorder.command(key("queued"), Command::Start).await;
+    assert_eq!(start.unwrap(), CommandReply::Done);
+    // 4 s more while the recorder does not run (this is a single-threaded runtime): they
+    // wait in its queue when `stop` arrives.
+    push_video(&mut p, 25, 125).await;
+    let stop = rig.recorder.command(key("queued"), Command::Stop).await;
+    assert_eq!(stop.unwrap(), CommandReply::Done);
+    let cancel = rig
+        .recorder
+        .command(key("queued"), Command::CancelDelay)
+        .await;
+    assert_eq!(cancel.unwrap(), CommandReply::Done);
+    let files = wait_files(&rig.files, 1).await;
+    // The file starts at the pre-roll keyframe (frame 0) and ends with frame 124.
+    assert!(
+        files[0].duration_ms >= u64::from(124 * FRAME_MS),
+        "{} ms recorded",
+        files[0].duration_ms
+    );
+}
+
+#[tokio::test]
+async fn a_recorder_task_that_dies_is_started_again() {
+    let rig = rig();
+    // The first command makes the stream's recorder panic: it gets no answer.
+    let first = rig.recorder.command(key("boom"), Command::Start).await;
+    assert!(first.is_err());
+    // The next one reaches a new recorder.
+    let second = rig.recorder.command(key("boom"), Command::Start).await;
+    assert_eq!(second.unwrap(), CommandReply::NotPublishing);
+    let mut p = publish(&rig.hub, "boom").await;
+    push_video(&mut p, 0, 30).await;
+    let start = rig.recorder.command(key("boom"), Command::Start).await;
+    assert_eq!(start.unwrap(), CommandReply::Done);
+}
