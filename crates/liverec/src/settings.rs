@@ -473,6 +473,27 @@ impl Settings {
             let mut spec = FormatSpec::new(format);
             spec.cycle = secs("record.formats.cycle_secs", f.cycle_secs)?;
             spec.slice = secs("record.formats.slice_secs", f.slice_secs)?;
+            if !liverec_storage::layout::valid_object_prefix(&f.object_prefix) {
+                bail!(
+                    "record.formats: object_prefix {:?} of {} is not a valid object-name template: a \
+                     relative path of at most 255 bytes with {{StartTime}} or {{EscapedStartTime}}, \
+                     {{EndTime}} or {{EscapedEndTime}}, and otherwise only {{AppName}}, {{StreamName}}, \
+                     {{DomainName}}, {{Sequence}}",
+                    f.object_prefix,
+                    f.format
+                );
+            }
+            if format.is_segmented()
+                && !liverec_storage::layout::valid_slice_prefix(&f.slice_object_prefix)
+            {
+                bail!(
+                    "record.formats: slice_object_prefix {:?} of {} is not a valid object-name \
+                     template: a relative path of at most 255 bytes with {{UnixTimestamp}} and \
+                     {{Sequence}}, and otherwise only {{AppName}}, {{StreamName}}, {{DomainName}}",
+                    f.slice_object_prefix,
+                    f.format
+                );
+            }
             spec.object_prefix = f.object_prefix.clone();
             spec.slice_object_prefix = f.slice_object_prefix.clone();
             formats.push(spec);
@@ -526,6 +547,24 @@ mod tests {
         assert!(err.contains("unknown record format"), "{err}");
         std::fs::write(&path, "[record]\ndelay_secs = -1\n").unwrap();
         assert!(Settings::load(Some(&path)).is_err());
+        // Object-name templates are checked as the API checks them.
+        std::fs::write(
+            &path,
+            "[record]\nformats = [{ format = \"mp4\", object_prefix = \"r/{StreamName}/{StartTime}\" }]\n",
+        )
+        .unwrap();
+        let err = format!("{:#}", Settings::load(Some(&path)).unwrap_err());
+        assert!(
+            err.contains("object_prefix") && err.contains("not a valid"),
+            "{err}"
+        );
+        std::fs::write(
+            &path,
+            "[record]\nformats = [{ format = \"m3u8\", slice_object_prefix = \"../{UnixTimestamp}_{Sequence}\" }]\n",
+        )
+        .unwrap();
+        let err = format!("{:#}", Settings::load(Some(&path)).unwrap_err());
+        assert!(err.contains("slice_object_prefix"), "{err}");
         std::fs::write(&path, "nonsense = 1\n").unwrap();
         assert!(Settings::load(Some(&path)).is_err());
         std::fs::write(&path, "[api]\nqps = { RealTimeRecordComand = 5 }\n").unwrap();

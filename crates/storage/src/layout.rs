@@ -317,6 +317,86 @@ pub fn sidecar_path(spool_file: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Longest OssObjectPrefix / SliceOssObjectPrefix, bytes.
+pub const MAX_PREFIX_BYTES: usize = 255;
+
+/// Variables of OssObjectPrefix (Alibaba's, plus liverec's `{DomainName}`).
+const OBJECT_VARS: &[&str] = &[
+    "AppName",
+    "StreamName",
+    "Sequence",
+    "StartTime",
+    "EndTime",
+    "EscapedStartTime",
+    "EscapedEndTime",
+    "DomainName",
+];
+/// Variables of SliceOssObjectPrefix.
+const SLICE_VARS: &[&str] = &[
+    "AppName",
+    "StreamName",
+    "UnixTimestamp",
+    "Sequence",
+    "DomainName",
+];
+
+/// The `{…}` variables of a template, or `None` if its braces do not pair up.
+fn template_vars(template: &str) -> Option<Vec<&str>> {
+    let mut vars = Vec::new();
+    let mut rest = template;
+    loop {
+        let open = rest.find('{');
+        let close = rest.find('}');
+        match (open, close) {
+            (None, None) => return Some(vars),
+            (Some(o), Some(c)) if o < c => {
+                let var = &rest[o + 1..c];
+                if var.contains('{') {
+                    return None;
+                }
+                vars.push(var);
+                rest = &rest[c + 1..];
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// A prefix is short, a safe relative path, uses only `allowed` variables and has at least
+/// one of each group in `required`.
+fn valid_template(prefix: &str, allowed: &[&str], required: &[&[&str]]) -> bool {
+    if prefix.len() > MAX_PREFIX_BYTES {
+        return false;
+    }
+    if sanitize(prefix).is_err() {
+        return false;
+    }
+    let Some(vars) = template_vars(prefix) else {
+        return false;
+    };
+    vars.iter().all(|v| allowed.contains(v))
+        && required
+            .iter()
+            .all(|group| vars.iter().any(|v| group.contains(v)))
+}
+
+/// An OssObjectPrefix liverec can name files with: a safe relative path of at most
+/// [`MAX_PREFIX_BYTES`], using only its variables, with a start and an end time. The API and
+/// the config file check templates with this.
+pub fn valid_object_prefix(prefix: &str) -> bool {
+    let required: &[&[&str]] = &[
+        &["StartTime", "EscapedStartTime"],
+        &["EndTime", "EscapedEndTime"],
+    ];
+    valid_template(prefix, OBJECT_VARS, required)
+}
+
+/// A SliceOssObjectPrefix liverec can name segments with (needs `{UnixTimestamp}` and
+/// `{Sequence}`).
+pub fn valid_slice_prefix(prefix: &str) -> bool {
+    valid_template(prefix, SLICE_VARS, &[&["UnixTimestamp"], &["Sequence"]])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,5 +519,48 @@ mod tests {
             let expected_tail = format!(".{ext}");
             prop_assert!(c.ends_with(&expected_tail));
         }
+    }
+
+    #[test]
+    fn template_variables() {
+        assert_eq!(template_vars("a/{X}_{Y}").unwrap(), ["X", "Y"]);
+        assert_eq!(template_vars("plain").unwrap(), Vec::<&str>::new());
+        assert!(template_vars("a{").is_none());
+        assert!(template_vars("a}").is_none());
+        assert!(template_vars("}{").is_none());
+        assert!(template_vars("{{X}}").is_none());
+    }
+
+    #[test]
+    fn object_and_slice_templates() {
+        assert!(valid_object_prefix(
+            "record/{DomainName}/{AppName}/{StreamName}/{EscapedStartTime}_{EscapedEndTime}"
+        ));
+        assert!(valid_object_prefix(
+            "r/{AppName}/{StreamName}/{StartTime}_{EndTime}"
+        ));
+        assert!(
+            !valid_object_prefix("r/{StreamName}/{StartTime}"),
+            "no end time"
+        );
+        assert!(
+            !valid_object_prefix("r/{Nope}/{StartTime}_{EndTime}"),
+            "unknown variable"
+        );
+        assert!(!valid_object_prefix("../{StartTime}_{EndTime}"), "escapes");
+        assert!(!valid_object_prefix(&format!(
+            "{}{{StartTime}}{{EndTime}}",
+            "a".repeat(250)
+        )));
+        assert!(valid_slice_prefix(
+            "r/{StreamName}/{UnixTimestamp}_{Sequence}"
+        ));
+        assert!(
+            !valid_slice_prefix("r/{StreamName}/{UnixTimestamp}"),
+            "no sequence"
+        );
+        assert!(!valid_slice_prefix(
+            "r/{StartTime}_{UnixTimestamp}_{Sequence}"
+        ));
     }
 }

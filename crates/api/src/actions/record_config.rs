@@ -31,8 +31,6 @@ pub const SLICE_DURATION_RANGE: RangeInclusive<i64> = 5..=30;
 pub const DEFAULT_SLICE_DURATION: i64 = 30;
 /// OnDemand: 0 automatic, 1 HTTP callback, 2 ingest parameters, 7 manual.
 pub const ON_DEMAND_VALUES: [i64; 4] = [0, 1, 2, 7];
-/// Object-name prefixes must be shorter than 256 bytes.
-pub const MAX_PREFIX_BYTES: usize = 255;
 /// Longest StartTime–EndTime window.
 pub const MAX_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Longest OssEndpoint stored.
@@ -46,72 +44,8 @@ pub const MAX_TEMPLATE_LEN: usize = 64;
 pub const PAGE_SIZE_RANGE: RangeInclusive<i64> = 5..=30;
 pub const DEFAULT_PAGE_SIZE: i64 = 10;
 
-/// Variables of OssObjectPrefix (Alibaba's, plus liverec's `{DomainName}`).
-const OBJECT_VARS: &[&str] = &[
-    "AppName",
-    "StreamName",
-    "Sequence",
-    "StartTime",
-    "EndTime",
-    "EscapedStartTime",
-    "EscapedEndTime",
-    "DomainName",
-];
-/// Variables of SliceOssObjectPrefix.
-const SLICE_VARS: &[&str] = &[
-    "AppName",
-    "StreamName",
-    "UnixTimestamp",
-    "Sequence",
-    "DomainName",
-];
-
-/// The `{…}` variables of a template, or `None` if its braces do not pair up.
-fn template_vars(template: &str) -> Option<Vec<&str>> {
-    let mut vars = Vec::new();
-    let mut rest = template;
-    loop {
-        let open = rest.find('{');
-        let close = rest.find('}');
-        match (open, close) {
-            (None, None) => return Some(vars),
-            (Some(o), Some(c)) if o < c => {
-                let var = &rest[o + 1..c];
-                if var.contains('{') {
-                    return None;
-                }
-                vars.push(var);
-                rest = &rest[c + 1..];
-            }
-            _ => return None,
-        }
-    }
-}
-
-/// A prefix is short, a safe relative path, uses only `allowed` variables and has at least
-/// one of each group in `required`.
-fn valid_prefix(prefix: &str, allowed: &[&str], required: &[&[&str]]) -> bool {
-    if prefix.len() > MAX_PREFIX_BYTES {
-        return false;
-    }
-    if liverec_storage::layout::sanitize(prefix).is_err() {
-        return false;
-    }
-    let Some(vars) = template_vars(prefix) else {
-        return false;
-    };
-    vars.iter().all(|v| allowed.contains(v))
-        && required
-            .iter()
-            .all(|group| vars.iter().any(|v| group.contains(v)))
-}
-
 fn object_prefix(value: &str) -> Result<String, ApiError> {
-    let required: &[&[&str]] = &[
-        &["StartTime", "EscapedStartTime"],
-        &["EndTime", "EscapedEndTime"],
-    ];
-    if valid_prefix(value, OBJECT_VARS, required) {
+    if liverec_storage::layout::valid_object_prefix(value) {
         Ok(value.to_owned())
     } else {
         Err(ApiError::Malformed("OssObjectPrefix"))
@@ -119,8 +53,7 @@ fn object_prefix(value: &str) -> Result<String, ApiError> {
 }
 
 fn slice_prefix(value: &str) -> Result<String, ApiError> {
-    let required: &[&[&str]] = &[&["UnixTimestamp"], &["Sequence"]];
-    if valid_prefix(value, SLICE_VARS, required) {
+    if liverec_storage::layout::valid_slice_prefix(value) {
         Ok(value.to_owned())
     } else {
         Err(ApiError::Malformed("SliceOssObjectPrefix"))
@@ -1022,15 +955,5 @@ mod tests {
             serde_json::json!(["t1"])
         );
         assert!(x.get("StartTime").is_none());
-    }
-
-    #[test]
-    fn template_variables() {
-        assert_eq!(template_vars("a/{X}_{Y}").unwrap(), ["X", "Y"]);
-        assert_eq!(template_vars("plain").unwrap(), Vec::<&str>::new());
-        assert!(template_vars("a{").is_none());
-        assert!(template_vars("a}").is_none());
-        assert!(template_vars("}{").is_none());
-        assert!(template_vars("{{X}}").is_none());
     }
 }
