@@ -198,7 +198,8 @@ impl SpoolMeta {
     }
 }
 
-/// Writes the sidecar atomically (temp file + rename). Blocking.
+/// Writes the sidecar atomically and durably (temp file, fsync, rename, directory fsync), so
+/// after a crash a spool file never lacks the sidecar that was written for it. Blocking.
 pub fn write_meta(spool_file: &Path, meta: &SpoolMeta) -> io::Result<()> {
     let path = layout::sidecar_path(spool_file);
     let mut tmp = path.clone().into_os_string();
@@ -207,8 +208,14 @@ pub fn write_meta(spool_file: &Path, meta: &SpoolMeta) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&tmp, json)?;
-    std::fs::rename(&tmp, &path)
+    let mut file = File::create(&tmp)?;
+    file.write_all(&json)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    if let Some(dir) = path.parent() {
+        liverec_storage::sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Removes the sidecar of a finished spool file. Blocking; a missing file is fine.

@@ -24,7 +24,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 
 pub use layout::{NameError, ObjectName, Spool};
-pub use local::LocalTarget;
+pub use local::{LocalTarget, sync_dir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

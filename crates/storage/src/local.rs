@@ -58,7 +58,14 @@ impl LocalTarget {
     }
 }
 
-/// Moves `spool_file` to the first free candidate of `name` under `root`. Blocking.
+/// Makes a directory's entries durable (a rename, link or unlink in it survives power loss).
+/// Blocking.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Moves `spool_file` to the first free candidate of `name` under `root`, durably (both
+/// directories are synced). Blocking.
 fn link_into_place(root: &Path, spool_file: &Path, name: &ObjectName) -> Result<String> {
     for n in 0..=MAX_COLLISION_SUFFIX {
         let object = name.candidate(n);
@@ -69,7 +76,13 @@ fn link_into_place(root: &Path, spool_file: &Path, name: &ObjectName) -> Result<
         // A hard link fails if the name exists, so no stored file is ever overwritten.
         match std::fs::hard_link(spool_file, &path) {
             Ok(()) => {
+                if let Some(parent) = path.parent() {
+                    sync_dir(parent)?;
+                }
                 std::fs::remove_file(spool_file)?;
+                if let Some(spool_dir) = spool_file.parent() {
+                    sync_dir(spool_dir)?;
+                }
                 return Ok(object);
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -175,6 +188,9 @@ impl Target for LocalTarget {
             io::Write::write_all(&mut file, &data)?;
             file.sync_all()?;
             std::fs::rename(&tmp, &path)?;
+            if let Some(parent) = path.parent() {
+                sync_dir(parent)?;
+            }
             Ok(())
         })
         .await
