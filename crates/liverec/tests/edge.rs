@@ -907,3 +907,44 @@ fn a_file_pushed_at_full_speed_keeps_every_frame_in_every_format() {
         assert_eq!(got, expected, "{ext}: every frame");
     }
 }
+
+/// Issue 11: the longest stream name with a template that puts it in the file name: the name
+/// is shortened to the file system's 255 bytes (DESIGN.md "Object names"), the file is stored,
+/// indexed and decodes, and nothing is stranded in the spool.
+#[test]
+fn a_longest_stream_name_in_the_file_name_is_shortened_not_stranded() {
+    let server = Server::start(
+        "[record]\ndelay_secs = 1\nformats = [{ format = \"mp4\", object_prefix = \
+         \"r/{StreamName}_{EscapedStartTime}_{EscapedEndTime}\" }]\n",
+    );
+    let stream = "s".repeat(255);
+    let asset = asset("h264_aac.flv");
+    assert!(publish(ffmpeg(), &asset, &server.url(APP, &stream)).success());
+    server.wait_for_lines(&["recording file complete", &stream], 1, T);
+    let mut files = Vec::new();
+    collect_mp4(&server.data_dir().join("buckets/default/r"), &mut files);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.len() <= 255 && name.ends_with(".mp4"), "{name}");
+    assert!(name.starts_with(&"s".repeat(200)), "{name}");
+    assert_decodes_cleanly(ffmpeg(), &files[0]);
+    let rows = index_rows(&server.data_dir(), "live.liverec.local", APP, &stream);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].oss_object, format!("r/{name}"));
+    let spool = server.data_dir().join("buckets/default/.spool");
+    let left: Vec<_> = std::fs::read_dir(&spool)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in the spool: {left:?}");
+}
+
+fn collect_mp4(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_mp4(&path, out);
+        } else if path.extension().is_some_and(|e| e == "mp4") {
+            out.push(path);
+        }
+    }
+}
