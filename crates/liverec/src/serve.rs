@@ -36,6 +36,11 @@ const RTMP_DRAIN: Duration = Duration::from_secs(5);
 /// storage targets' completion hook, called once a file's object (and its segments) exist.
 /// Idempotent on the record id, so a completion delivered again after a crash indexes the file
 /// (and queues its callback) once.
+/// First wait before indexing a finished file again after a database error; it doubles up to
+/// [`INDEX_RETRY_MAX`].
+const INDEX_RETRY_FIRST: Duration = Duration::from_millis(200);
+const INDEX_RETRY_MAX: Duration = Duration::from_secs(10);
+
 fn index_hook(catalog: Catalog, callbacks: Callbacks) -> OnComplete {
     Arc::new(move |completed: Completed| {
         let catalog = catalog.clone();
@@ -52,16 +57,33 @@ fn index_hook(catalog: Catalog, callbacks: Callbacks) -> OnComplete {
             record.object = completed.object;
             let (row, objects) = index_entry(&record);
             let event = callbacks.file_event(&record);
-            match catalog.index_recording(&row, &objects, Some(&event)).await {
-                Ok(true) => {
-                    callbacks.wake();
-                    tracing::debug!(record_id = %row.record_id, object = %row.oss_object, "recording indexed")
-                }
-                Ok(false) => {
-                    tracing::debug!(record_id = %row.record_id, "recording was indexed already")
-                }
-                Err(err) => {
-                    tracing::error!(bucket = %row.oss_bucket, object = %row.oss_object, %err, "cannot index a finished recording")
+            // A finished file is always indexed: a database that is busy or down is waited
+            // out (the storage target keeps the completion until this returns).
+            let mut wait = INDEX_RETRY_FIRST;
+            let mut failures = 0u64;
+            loop {
+                match catalog.index_recording(&row, &objects, Some(&event)).await {
+                    Ok(true) => {
+                        callbacks.wake();
+                        if failures > 0 {
+                            tracing::info!(record_id = %row.record_id, object = %row.oss_object, failures, "recording indexed after the database came back");
+                        }
+                        tracing::debug!(record_id = %row.record_id, object = %row.oss_object, "recording indexed");
+                        break;
+                    }
+                    Ok(false) => {
+                        tracing::debug!(record_id = %row.record_id, "recording was indexed already");
+                        break;
+                    }
+                    Err(err) => {
+                        failures += 1;
+                        if failures.is_power_of_two() {
+                            tracing::warn!(bucket = %row.oss_bucket, object = %row.oss_object, %err, failures,
+                                retry_in = ?wait, "cannot index a finished recording yet; retrying");
+                        }
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(INDEX_RETRY_MAX);
+                    }
                 }
             }
         })

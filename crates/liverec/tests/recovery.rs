@@ -353,3 +353,51 @@ fn the_open_file_limit_is_raised_and_a_too_low_one_is_reported() {
         "{line}"
     );
 }
+
+/// Issue 11: SQLite locked by another process for 12 s while a recording finishes: no crash,
+/// the file is indexed once the lock is gone.
+#[test]
+fn a_file_finished_while_the_database_is_locked_is_indexed_afterwards() {
+    let server = Server::start("[record]\ndelay_secs = 1\nformats = [{ format = \"mp4\" }]\n");
+    let db = server.data_dir().join("liverec.db");
+    let mut publisher = Running(publish_child(
+        Path::new("ffmpeg"),
+        &asset("h264_aac.flv"),
+        &server.url("live", "locked"),
+        &[],
+    ));
+    std::thread::sleep(Duration::from_secs(7));
+    // An exclusive transaction from another process: every write waits, then fails.
+    let mut lock = Running(
+        Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3, sys, time\n\
+                 c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+                 c.execute('BEGIN EXCLUSIVE')\n\
+                 print('locked', flush=True)\n\
+                 time.sleep(12)\n\
+                 c.rollback()\n",
+            ])
+            .arg(&db)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3"),
+    );
+    let mut said = String::new();
+    BufReader::new(lock.stdout.take().expect("stdout"))
+        .read_line(&mut said)
+        .expect("read");
+    assert_eq!(said.trim(), "locked");
+    assert!(publisher.wait().expect("ffmpeg").success());
+    let mut server = server;
+    server.wait_for_log("cannot index a finished recording yet; retrying", T_LOCK);
+    assert!(index_rows(&server.data_dir(), "live.liverec.local", "live", "locked").is_empty());
+    assert!(lock.wait().expect("python3").success());
+    server.wait_for_log("recording indexed after the database came back", T_LOCK);
+    let rows = index_rows(&server.data_dir(), "live.liverec.local", "live", "locked");
+    assert_eq!(rows.len(), 1);
+    assert!(server.is_running());
+}
+
+const T_LOCK: Duration = Duration::from_secs(60);
