@@ -299,13 +299,16 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
     }
 
     // Before anything records: finish what a crash left in the spools.
-    let recovered = liverec_recorder::recovery::recover_all(&storage).await;
-    if recovered > 0 {
-        tracing::info!(
-            recovered,
-            "finalized recordings left unfinished by the previous run"
-        );
-    }
+    let started = std::time::Instant::now();
+    let summary = liverec_recorder::recovery::recover_all(&storage).await;
+    tracing::info!(
+        recovered = summary.recovered,
+        resumed = summary.resumed,
+        left = summary.left,
+        orphans = summary.orphans,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "recovery finished: recordings left unfinished by the previous run are stored and indexed"
+    );
 
     let (lifecycle_tx, lifecycle_rx) = mpsc::channel(LIFECYCLE_QUEUE);
     let idle_timeout = secs(

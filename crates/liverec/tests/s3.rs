@@ -594,11 +594,7 @@ fn kill_9_with_uploads_pending_then_restart_uploads_and_indexes_each_file_once()
     // Recovery runs before storage is back, so it must find the CMAF init segment (stored,
     // still waiting to be uploaded) in the spool; then storage comes back.
     server.restart();
-    server.wait_for_lines(
-        &["finalized recordings left unfinished", "recovered=2"],
-        1,
-        T,
-    );
+    server.wait_for_lines(&["recovery finished", "recovered=2"], 1, T);
     proxy.restore();
     let index = Index::open(&server);
     let done = index.wait_rows(&moto, "done", 2);

@@ -239,6 +239,17 @@ pub enum RecoveryError {
     Empty,
 }
 
+impl RecoveryError {
+    /// An error of reading or storing, which may not happen again (as opposed to content that
+    /// is proven not to decode).
+    fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Io(_) | Self::Storage(_) | Self::Mp4(fmp4::RecoverError::Io(_))
+        )
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, RecoveryError> + Send + 'static,
 ) -> Result<T, RecoveryError> {
@@ -247,34 +258,172 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| RecoveryError::Io(io::Error::other(e)))?
 }
 
-/// Finalizes every recording left in a spool of `storage`'s targets (stored under its final
-/// name, indexed through the targets' completion hook). Returns how many files were recovered.
-pub async fn recover_all(storage: &Storage) -> usize {
-    let mut recovered = 0;
+/// Recordings finalized concurrently during recovery (each is mostly fsyncs and one index
+/// row, so a few at a time hide each other's waits without flooding the disk).
+const RECOVERY_CONCURRENCY: usize = 8;
+
+/// What the start-up pass over the spools did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecoverySummary {
+    /// Unfinished recordings finalized, stored and indexed.
+    pub recovered: usize,
+    /// Files stored just before a crash whose completion (index row) was delivered now.
+    pub resumed: usize,
+    /// Recordings that could not be recovered now and stay in the spool for the next start.
+    pub left: usize,
+    /// Spool files no recording claims, moved aside (see [`reconcile_orphans`]).
+    pub orphans: usize,
+}
+
+/// The start-up pass: for each target, delivers completions a crash cut short
+/// ([`Target::resume`]), finalizes every recording left in its spool (stored under its final
+/// name, indexed through the completion hook), then reconciles what is left.
+pub async fn recover_all(storage: &Storage) -> RecoverySummary {
+    use futures_util::StreamExt;
+    let mut summary = RecoverySummary::default();
     for target in storage.targets_with_spools() {
+        match target.resume().await {
+            Ok(n) => summary.resumed += n,
+            Err(err) => {
+                tracing::warn!(bucket = %target.bucket(), %err, "cannot finish the stores a crash cut short")
+            }
+        }
         let dir = target.spool().dir().to_owned();
-        let sidecars = match blocking(move || Ok(find_sidecars(&dir))).await {
-            Ok(s) => s,
-            Err(_) => continue,
+        let Ok(sidecars) = blocking(move || Ok(find_sidecars(&dir))).await else {
+            continue;
         };
-        for spool_file in sidecars {
-            match recover_one(target.as_ref(), &spool_file).await {
-                Ok(Some(record)) => {
-                    tracing::info!(stream = %record.key, format = record.format.as_str(), bucket = %record.bucket,
-                        object = %record.object, duration_ms = record.duration_ms, "recovered an unfinished recording");
-                    recovered += 1;
+        let outcomes: Vec<bool> = futures_util::stream::iter(sidecars)
+            .map(|spool_file| {
+                let target = target.clone();
+                async move { recover_logged(target.as_ref(), &spool_file).await }
+            })
+            .buffer_unordered(RECOVERY_CONCURRENCY)
+            .collect()
+            .await;
+        for recovered in outcomes {
+            if recovered {
+                summary.recovered += 1;
+            }
+        }
+        let (left, orphans) = reconcile_orphans(target.as_ref()).await;
+        summary.left += left;
+        summary.orphans += orphans;
+    }
+    summary
+}
+
+/// Recovers one recording and logs the outcome; whether a file was recovered.
+async fn recover_logged(target: &dyn Target, spool_file: &Path) -> bool {
+    match recover_one(target, spool_file).await {
+        Ok(Some(record)) => {
+            tracing::info!(stream = %record.key, format = record.format.as_str(), bucket = %record.bucket,
+                object = %record.object, duration_ms = record.duration_ms, "recovered an unfinished recording");
+            true
+        }
+        Ok(None) => false,
+        Err(RecoveryError::Empty) => {
+            tracing::info!(spool = %spool_file.display(), "spooled recording held no media; removed");
+            false
+        }
+        Err(err) => {
+            tracing::warn!(spool = %spool_file.display(), %err,
+                "cannot recover spooled recording now; it is left in place and tried again at the next start");
+            false
+        }
+    }
+}
+
+/// After recovery, every spool file should be accounted for: the recordings left in place
+/// (their sidecar and open segment), or files the target holds (waiting for upload). Half-written
+/// sidecars and notes (`*.tmp`) and empty files are removed; any other file no one claims (a
+/// crash between creating a file and writing its sidecar) is moved to the bucket's orphans
+/// directory with a warning, never deleted. Returns (recordings left, orphans moved).
+async fn reconcile_orphans(target: &dyn Target) -> (usize, usize) {
+    let dir = target.spool().dir().to_owned();
+    let scan = blocking(move || {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, Vec::new())),
+            Err(e) => return Err(e.into()),
+        };
+        let files: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.path())
+            .collect();
+        // What the recordings still in the spool claim.
+        let mut claimed = std::collections::HashSet::new();
+        let mut left = 0;
+        for sidecar in files.iter().filter(|p| Spool::is_sidecar(p)) {
+            let spool_file = Spool::file_of_sidecar(sidecar);
+            left += 1;
+            match read_meta(&spool_file) {
+                Ok(SpoolMeta {
+                    kind:
+                        MetaKind::Playlist {
+                            open_segment: Some(segment),
+                            ..
+                        },
+                    ..
+                }) => {
+                    claimed.insert(segment);
                 }
-                Ok(None) => {}
-                Err(RecoveryError::Empty) => {
-                    tracing::info!(spool = %spool_file.display(), "spooled recording held no media; removed")
-                }
-                Err(err) => {
-                    tracing::warn!(spool = %spool_file.display(), %err, "cannot recover spooled recording; it is left in place")
-                }
+                Ok(_) => {}
+                // Cannot tell what it claims: touch nothing.
+                Err(_) => return Ok((left, Vec::new())),
+            }
+            claimed.insert(spool_file);
+        }
+        let mut unclaimed = Vec::new();
+        for file in files {
+            if Spool::is_sidecar(&file) || Spool::is_stored_note(&file) || claimed.contains(&file) {
+                continue;
+            }
+            if file.extension().is_some_and(|e| e == "tmp")
+                || std::fs::metadata(&file).is_ok_and(|m| m.len() == 0)
+            {
+                let _ = std::fs::remove_file(&file);
+                continue;
+            }
+            unclaimed.push(file);
+        }
+        Ok((left, unclaimed))
+    })
+    .await;
+    let (left, unclaimed) = match scan {
+        Ok(found) => found,
+        Err(err) => {
+            tracing::warn!(bucket = %target.bucket(), %err, "cannot look over the spool");
+            return (0, 0);
+        }
+    };
+    let mut moved = 0;
+    for file in unclaimed {
+        // Remote targets keep stored files in the spool until their upload is confirmed.
+        if target.holds(&file).await.unwrap_or(true) {
+            continue;
+        }
+        let orphans = target.spool().orphans_dir();
+        let from = file.clone();
+        match blocking(move || {
+            std::fs::create_dir_all(&orphans)?;
+            let to = orphans.join(from.file_name().unwrap_or_default());
+            std::fs::rename(&from, &to)?;
+            Ok(to)
+        })
+        .await
+        {
+            Ok(to) => {
+                tracing::warn!(bucket = %target.bucket(), file = %to.display(),
+                    "a spool file no recording claims was moved aside for inspection");
+                moved += 1;
+            }
+            Err(err) => {
+                tracing::warn!(file = %file.display(), %err, "cannot move an unclaimed spool file aside")
             }
         }
     }
-    recovered
+    (left, moved)
 }
 
 /// Spool files with a sidecar. Blocking.
@@ -622,8 +771,12 @@ async fn recover_playlist(
             {
                 Ok(Some(segment)) => segments.push(segment),
                 Ok(None) => {}
+                // Reading it (or the init segment) failed: it may yet be readable, so the
+                // whole recording waits for the next start.
+                Err(err) if err.is_transient() => return Err(err),
                 Err(err) => {
-                    tracing::warn!(segment = %path.display(), %err, "torn segment unreadable; dropped");
+                    tracing::warn!(segment = %path.display(), %err,
+                        "torn segment holds nothing that decodes; deleted");
                     let _ = tokio::fs::remove_file(&path).await;
                 }
             }

@@ -17,6 +17,8 @@ pub const MAX_COMPONENT_LEN: usize = 255;
 pub const MAX_COLLISION_SUFFIX: u32 = 10_000;
 /// Name of the in-progress directory inside a target's root.
 pub const SPOOL_DIR: &str = ".spool";
+/// Beside the spool: files recovery found there that no recording claims.
+pub const ORPHANS_DIR: &str = ".orphans";
 /// Directory of a data dir holding one root per bucket.
 pub const BUCKETS_DIR: &str = "buckets";
 
@@ -288,6 +290,12 @@ impl Spool {
         &self.dir
     }
 
+    /// Where recovery moves spool files no recording claims (beside the spool; object names
+    /// never start with `.`, so no stored object can be there).
+    pub fn orphans_dir(&self) -> PathBuf {
+        self.dir.with_file_name(ORPHANS_DIR)
+    }
+
     /// A fresh, unique spool path with the given extension.
     pub fn new_path(&self, extension: &str) -> PathBuf {
         let now = SystemTime::now()
@@ -308,12 +316,30 @@ impl Spool {
     pub fn file_of_sidecar(sidecar: &Path) -> PathBuf {
         sidecar.with_extension("")
     }
+
+    /// Whether `path` is a local target's note of a stored file whose completion is not
+    /// delivered yet ([`stored_note_path`]).
+    pub fn is_stored_note(path: &Path) -> bool {
+        path.extension().is_some_and(|e| e == STORED_NOTE_EXTENSION)
+    }
 }
+
+const STORED_NOTE_EXTENSION: &str = "stored";
 
 /// The recovery sidecar of a spool file: `<file>.json`.
 pub fn sidecar_path(spool_file: &Path) -> PathBuf {
     let mut name = spool_file.as_os_str().to_owned();
     name.push(".json");
+    PathBuf::from(name)
+}
+
+/// Where a local target notes the object name and completion of a spool file it has put in
+/// place, until the completion is delivered: `<file>.stored`. A crash in between leaves the
+/// note, and the next start delivers it.
+pub fn stored_note_path(spool_file: &Path) -> PathBuf {
+    let mut name = spool_file.as_os_str().to_owned();
+    name.push(".");
+    name.push(STORED_NOTE_EXTENSION);
     PathBuf::from(name)
 }
 

@@ -136,6 +136,12 @@ pub trait Target: Send + Sync + fmt::Debug {
     /// exists.
     async fn store(&self, request: StoreRequest) -> Result<String>;
 
+    /// Finishes what a crash cut short after a file was in place: delivers completions that
+    /// were due. Called once at start, before recovery looks at the spool. Returns how many.
+    async fn resume(&self) -> Result<usize> {
+        Ok(0)
+    }
+
     /// Whether `spool_file` was already handed to [`Target::store`] (recovery must then leave
     /// it alone).
     async fn holds(&self, spool_file: &Path) -> Result<bool>;

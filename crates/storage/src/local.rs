@@ -34,6 +34,24 @@ impl std::fmt::Debug for LocalTarget {
 }
 
 impl LocalTarget {
+    /// Delivers a stored file's completion, then drops its note.
+    async fn complete(&self, spool_file: &Path, object: String, payload: serde_json::Value) {
+        (self.on_complete)(Completed {
+            bucket: self.bucket.clone(),
+            object,
+            payload,
+        })
+        .await;
+        let note = layout::stored_note_path(spool_file);
+        if let Err(err) = tokio::fs::remove_file(&note).await
+            && err.kind() != io::ErrorKind::NotFound
+        {
+            // Left behind, it is delivered again at the next start: harmless (the index
+            // ignores a row it has).
+            tracing::warn!(note = %note.display(), %err, "cannot remove the note of a stored file");
+        }
+    }
+
     pub fn new(
         bucket: impl Into<String>,
         root: impl Into<PathBuf>,
@@ -64,32 +82,88 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Moves `spool_file` to the first free candidate of `name` under `root`, durably (both
-/// directories are synced). Blocking.
+/// Puts `spool_file` at the first free candidate of `name` under `root` with a hard link (a
+/// link fails on an existing name, so no stored file is ever overwritten) and syncs the new
+/// entry's directory. A candidate that already is this very file (same device and inode: a
+/// store cut short by a crash, done again) counts as placed. The spool file stays. Blocking.
 fn link_into_place(root: &Path, spool_file: &Path, name: &ObjectName) -> Result<String> {
+    let spool_id = file_id(&std::fs::metadata(spool_file)?);
     for n in 0..=MAX_COLLISION_SUFFIX {
         let object = name.candidate(n);
         let path = root.join(&object);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        // A hard link fails if the name exists, so no stored file is ever overwritten.
         match std::fs::hard_link(spool_file, &path) {
-            Ok(()) => {
-                if let Some(parent) = path.parent() {
-                    sync_dir(parent)?;
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                match std::fs::symlink_metadata(&path) {
+                    Ok(m) if file_id(&m) == spool_id => {}
+                    _ => continue,
                 }
-                std::fs::remove_file(spool_file)?;
-                if let Some(spool_dir) = spool_file.parent() {
-                    sync_dir(spool_dir)?;
-                }
-                return Ok(object);
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e.into()),
         }
+        if let Some(parent) = path.parent() {
+            sync_dir(parent)?;
+        }
+        return Ok(object);
     }
     Err(StorageError::NoFreeName(name.to_string()))
+}
+
+fn file_id(meta: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+/// Removes a placed file's spool entry, durably. Blocking.
+fn leave_spool(spool_file: &Path) -> Result<()> {
+    match std::fs::remove_file(spool_file) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    if let Some(spool_dir) = spool_file.parent() {
+        sync_dir(spool_dir)?;
+    }
+    Ok(())
+}
+
+/// A stored file whose completion is not delivered yet (see [`layout::stored_note_path`]).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct StoredNote {
+    object: String,
+    payload: serde_json::Value,
+}
+
+/// Largest note read back; a larger file is not ours.
+const MAX_NOTE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Writes the note of `spool_file` atomically and durably (temp file, fsync, rename, directory
+/// fsync). Blocking.
+fn write_note(spool_file: &Path, note: &StoredNote) -> Result<()> {
+    let path = layout::stored_note_path(spool_file);
+    let mut tmp = path.clone().into_os_string();
+    tmp.push(".tmp");
+    let json = serde_json::to_vec(note).map_err(io::Error::other)?;
+    let mut file = std::fs::File::create(&tmp)?;
+    io::Write::write_all(&mut file, &json)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+fn read_note(path: &Path) -> Result<StoredNote> {
+    let mut data = Vec::new();
+    io::Read::read_to_end(
+        &mut io::Read::take(std::fs::File::open(path)?, MAX_NOTE_BYTES),
+        &mut data,
+    )?;
+    serde_json::from_slice(&data).map_err(|e| StorageError::Io(io::Error::other(e)))
 }
 
 /// Reads `range` of the file at `path`, which holds `object` (named in a `NotFound`).
@@ -156,16 +230,74 @@ impl Target for LocalTarget {
             completion,
             group: _,
         } = request;
-        let object = blocking(move || link_into_place(&root, &spool_file, &name)).await?;
+        // In place first, then (with a completion) noted, then out of the spool: a crash at
+        // any point leaves either the spool file (recovery stores it again, to the same name)
+        // or the note (`resume` delivers the completion).
+        let note = completion.clone();
+        let file = spool_file.clone();
+        let object = blocking(move || {
+            let object = link_into_place(&root, &file, &name)?;
+            if let Some(payload) = note {
+                write_note(
+                    &file,
+                    &StoredNote {
+                        object: object.clone(),
+                        payload,
+                    },
+                )?;
+            }
+            leave_spool(&file)?;
+            Ok(object)
+        })
+        .await?;
         if let Some(payload) = completion {
-            (self.on_complete)(Completed {
-                bucket: self.bucket.clone(),
-                object: object.clone(),
-                payload,
-            })
-            .await;
+            self.complete(&spool_file, object.clone(), payload).await;
         }
         Ok(object)
+    }
+
+    async fn resume(&self) -> Result<usize> {
+        let dir = self.spool.dir().to_owned();
+        let notes = blocking(move || {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(e.into()),
+            };
+            let mut notes: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| Spool::is_stored_note(p))
+                .collect();
+            notes.sort();
+            Ok(notes)
+        })
+        .await?;
+        let mut resumed = 0;
+        for note_path in notes {
+            let spool_file = note_path.with_extension("");
+            let (path, file) = (note_path.clone(), spool_file.clone());
+            let note = match blocking(move || {
+                let note = read_note(&path)?;
+                // The note is written once the file is in place: the spool entry may go.
+                leave_spool(&file)?;
+                Ok(note)
+            })
+            .await
+            {
+                Ok(note) => note,
+                Err(err) => {
+                    tracing::warn!(note = %note_path.display(), %err,
+                        "cannot read the note of a stored file; it is left in place");
+                    continue;
+                }
+            };
+            tracing::info!(bucket = %self.bucket, object = %note.object,
+                "delivering the completion of a file stored just before a crash");
+            self.complete(&spool_file, note.object, note.payload).await;
+            resumed += 1;
+        }
+        Ok(resumed)
     }
 
     async fn holds(&self, _spool_file: &Path) -> Result<bool> {
@@ -265,6 +397,68 @@ mod tests {
         assert_eq!(seen.len(), 1);
         assert_eq!(seen[0].object, "rec/a/x_2.cmaf.m3u8");
         assert_eq!(seen[0].payload["i"], 2);
+    }
+
+    #[tokio::test]
+    async fn a_store_done_again_after_a_crash_keeps_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let (t, seen) = target(dir.path());
+        let name = ObjectName::new("rec/a/x".into(), "mp4").unwrap();
+        let p = t.spool().new_path("mp4");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, b"media").unwrap();
+        // The crash came after the link: the file is in place and still in the spool.
+        assert_eq!(
+            link_into_place(dir.path(), &p, &name).unwrap(),
+            "rec/a/x.mp4"
+        );
+        let again = t
+            .store(StoreRequest {
+                spool_file: p.clone(),
+                name: name.clone(),
+                group: None,
+                completion: Some(serde_json::json!({"id": 1})),
+            })
+            .await
+            .unwrap();
+        assert_eq!(again, "rec/a/x.mp4", "same name, no _1 copy");
+        assert!(!p.exists());
+        assert!(!layout::stored_note_path(&p).exists());
+        assert!(!dir.path().join("rec/a/x_1.mp4").exists());
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn resume_delivers_a_completion_noted_before_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = ObjectName::new("rec/a/y".into(), "mp4").unwrap();
+        let (t, seen) = target(dir.path());
+        let p = t.spool().new_path("mp4");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, b"media").unwrap();
+        // The crash came after the note, before the spool entry went and the hook ran.
+        let object = link_into_place(dir.path(), &p, &name).unwrap();
+        let note = StoredNote {
+            object,
+            payload: serde_json::json!({"id": 2}),
+        };
+        write_note(&p, &note).unwrap();
+        // An unreadable note is left alone.
+        let bad = t.spool().new_path("mp4");
+        std::fs::write(layout::stored_note_path(&bad), b"{").unwrap();
+
+        assert_eq!(t.resume().await.unwrap(), 1);
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].object, "rec/a/y.mp4");
+        assert_eq!(seen[0].payload["id"], 2);
+        assert!(!p.exists());
+        assert!(!layout::stored_note_path(&p).exists());
+        assert!(layout::stored_note_path(&bad).exists());
+        assert_eq!(
+            std::fs::read(dir.path().join("rec/a/y.mp4")).unwrap(),
+            b"media"
+        );
     }
 
     #[tokio::test]

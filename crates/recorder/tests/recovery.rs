@@ -1,0 +1,155 @@
+//! The start-up pass in-process: a local target whose completion hook collects index rows, and
+//! spools arranged as a crash leaves them.
+// Test helpers: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use liverec_recorder::FileRecord;
+use liverec_recorder::Format;
+use liverec_recorder::recovery::{
+    MetaKey, MetaKind, RecoverySummary, SpoolMeta, recover_all, write_meta,
+};
+use liverec_storage::layout::{self, Spool};
+use liverec_storage::{Completed, Storage};
+
+fn storage(dir: &Path) -> (Storage, Arc<Mutex<Vec<FileRecord>>>) {
+    let rows = Arc::new(Mutex::new(Vec::new()));
+    let sink = rows.clone();
+    let storage = Storage::new(
+        dir,
+        Arc::new(move |done: Completed| {
+            let record: FileRecord = serde_json::from_value(done.payload).unwrap();
+            sink.lock().unwrap().push(record);
+            Box::pin(async {})
+        }),
+    );
+    (storage, rows)
+}
+
+fn playlist_meta(format: Format, init_object: Option<&str>, open_segment: &Path) -> SpoolMeta {
+    SpoolMeta {
+        version: 2,
+        key: MetaKey {
+            domain: "example.com".into(),
+            app: "live".into(),
+            stream: "s1".into(),
+        },
+        format,
+        object_prefix: "record/{AppName}/{StreamName}/{EscapedStartTime}_{EscapedEndTime}".into(),
+        slice_object_prefix: "record/{AppName}/{StreamName}/{UnixTimestamp}_{Sequence}".into(),
+        slice_secs: 6,
+        start_unix_ms: 1_765_000_000_000,
+        endpoint: String::new(),
+        record_id: "rec-1".into(),
+        session_id: "session-1".into(),
+        sequence: 0,
+        width: 640,
+        height: 360,
+        push_args: Default::default(),
+        kind: MetaKind::Playlist {
+            init_object: init_object.map(str::to_owned),
+            segments: Vec::new(),
+            open_segment: Some(open_segment.to_owned()),
+            open_segment_start_ms: Some(1_765_000_000_000),
+        },
+    }
+}
+
+#[tokio::test]
+async fn files_no_recording_claims_are_moved_aside_and_crash_leftovers_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::in_root(&layout::bucket_root(dir.path(), "default"));
+    std::fs::create_dir_all(spool.dir()).unwrap();
+    // A file created just before the crash could write its sidecar, with media in it.
+    let unclaimed = spool.new_path("ts");
+    std::fs::write(&unclaimed, [0x47u8; 188 * 4]).unwrap();
+    // One created with nothing in it yet, and a sidecar cut off before its rename.
+    let empty = spool.new_path("mp4");
+    std::fs::write(&empty, b"").unwrap();
+    let half_sidecar = spool.dir().join("x.mp4.json.tmp");
+    std::fs::write(&half_sidecar, b"{\"vers").unwrap();
+
+    let (storage, rows) = storage(dir.path());
+    let summary = recover_all(&storage).await;
+
+    assert_eq!(
+        summary,
+        RecoverySummary {
+            orphans: 1,
+            ..Default::default()
+        }
+    );
+    let moved = spool.orphans_dir().join(unclaimed.file_name().unwrap());
+    assert_eq!(
+        std::fs::read(&moved).unwrap().len(),
+        188 * 4,
+        "kept, not deleted"
+    );
+    assert_eq!(
+        std::fs::read_dir(spool.dir()).unwrap().count(),
+        0,
+        "spool is empty"
+    );
+    assert!(rows.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_torn_segment_that_cannot_be_read_now_is_kept_for_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::in_root(&layout::bucket_root(dir.path(), "default"));
+    std::fs::create_dir_all(spool.dir()).unwrap();
+    // A CMAF recording cut by a crash: its open segment can only be read with its init
+    // segment, which the target cannot give now (an object store down looks the same).
+    let playlist = spool.new_path("m3u8");
+    std::fs::write(&playlist, b"").unwrap();
+    let segment = spool.new_path("m4s");
+    std::fs::write(&segment, vec![0u8; 4096]).unwrap();
+    let meta = playlist_meta(Format::Cmaf, Some("record/live/s1/init.mp4"), &segment);
+    write_meta(&playlist, &meta).unwrap();
+
+    let (storage, rows) = storage(dir.path());
+    let summary = recover_all(&storage).await;
+
+    assert_eq!(
+        summary,
+        RecoverySummary {
+            left: 1,
+            ..Default::default()
+        }
+    );
+    assert_eq!(
+        std::fs::read(&segment).unwrap().len(),
+        4096,
+        "segment kept whole"
+    );
+    assert!(layout::sidecar_path(&playlist).exists(), "sidecar kept");
+    assert!(
+        !spool.orphans_dir().exists(),
+        "a claimed segment is no orphan"
+    );
+    assert!(rows.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_torn_segment_proven_empty_is_deleted_and_the_rest_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::in_root(&layout::bucket_root(dir.path(), "default"));
+    std::fs::create_dir_all(spool.dir()).unwrap();
+    // An HLS recording whose only segment holds no complete PES with a timestamp: nothing
+    // decodes, so there is nothing to recover and nothing is left behind.
+    let playlist = spool.new_path("m3u8");
+    std::fs::write(&playlist, b"").unwrap();
+    let segment = spool.new_path("ts");
+    std::fs::write(&segment, vec![0xffu8; 1000]).unwrap();
+    write_meta(&playlist, &playlist_meta(Format::M3u8, None, &segment)).unwrap();
+
+    let (storage, rows) = storage(dir.path());
+    let summary = recover_all(&storage).await;
+
+    assert_eq!(summary, RecoverySummary::default());
+    assert!(!segment.exists());
+    assert_eq!(std::fs::read_dir(spool.dir()).unwrap().count(), 0);
+    assert!(rows.lock().unwrap().is_empty());
+}
