@@ -208,10 +208,17 @@ pub fn write_meta(spool_file: &Path, meta: &SpoolMeta) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut file = File::create(&tmp)?;
-    file.write_all(&json)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
+    let written = (|| {
+        let mut file = File::create(&tmp)?;
+        file.write_all(&json)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    })();
+    if let Err(err) = written {
+        // A full disk: the half-written copy must not stay (the previous sidecar does).
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err);
+    }
     if let Some(dir) = path.parent() {
         liverec_storage::sync_dir(dir)?;
     }
@@ -310,6 +317,51 @@ pub async fn recover_all(storage: &Storage) -> RecoverySummary {
         summary.orphans += orphans;
     }
     summary
+}
+
+/// First and longest wait between attempts of [`finish_later`].
+const FINISH_RETRY_FIRST: Duration = Duration::from_secs(1);
+const FINISH_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Finishes a recording whose finalize failed (a full disk, storage down) as soon as it can:
+/// tries again through recovery, waiting 1 s doubling to 30 s between attempts, until it is
+/// stored and indexed. At shutdown (`tasks` closed) it stops trying; the file stays in the
+/// spool with its sidecar for the next start.
+pub(crate) async fn finish_later(
+    target: std::sync::Arc<dyn Target>,
+    spool_file: PathBuf,
+    tasks: tokio_util::task::TaskTracker,
+) {
+    let mut wait = FINISH_RETRY_FIRST;
+    let mut failures = 0u64;
+    loop {
+        let deadline = tokio::time::Instant::now() + wait;
+        while tokio::time::Instant::now() < deadline {
+            if tasks.is_closed() {
+                tracing::warn!(spool = %spool_file.display(),
+                    "an unfinished recording stays in the spool for the next start");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        match recover_one(target.as_ref(), &spool_file).await {
+            Ok(Some(record)) => {
+                tracing::info!(stream = %record.key, format = record.format.as_str(), object = %record.object,
+                    duration_ms = record.duration_ms, attempts = failures + 1,
+                    "a recording whose finalize had failed is stored now");
+                return;
+            }
+            Ok(None) | Err(RecoveryError::Empty) => return,
+            Err(err) => {
+                failures += 1;
+                if failures.is_power_of_two() {
+                    tracing::warn!(spool = %spool_file.display(), %err, failures,
+                        "cannot finish a recording yet; trying again");
+                }
+                wait = (wait * 2).min(FINISH_RETRY_MAX);
+            }
+        }
+    }
 }
 
 /// Recovers one recording and logs the outcome; whether a file was recovered.

@@ -147,10 +147,16 @@ fn write_note(spool_file: &Path, note: &StoredNote) -> Result<()> {
     let mut tmp = path.clone().into_os_string();
     tmp.push(".tmp");
     let json = serde_json::to_vec(note).map_err(io::Error::other)?;
-    let mut file = std::fs::File::create(&tmp)?;
-    io::Write::write_all(&mut file, &json)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
+    let written = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        io::Write::write_all(&mut file, &json)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    })();
+    if let Err(err) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err.into());
+    }
     if let Some(dir) = path.parent() {
         sync_dir(dir)?;
     }

@@ -108,7 +108,6 @@ impl FileOutput {
     async fn open_file(&self, input: &FrameIn<'_>) -> Result<OpenFile, OutputError> {
         let format = self.ctx.spec.format;
         let path = self.ctx.target.spool().new_path(format.extension());
-        let mut spool = SpoolFile::create(path.clone(), self.ctx.policy).await?;
         let record_id = new_id();
         let meta = SpoolMeta::new(
             &self.ctx,
@@ -118,7 +117,16 @@ impl FileOutput {
             video_size(input.tracks),
             MetaKind::File,
         );
-        save_meta(path, meta).await?;
+        // The sidecar comes first, so no spool file is ever without one (a sidecar whose file
+        // is missing is dropped by recovery).
+        save_meta(path.clone(), meta).await?;
+        let mut spool = match SpoolFile::create(path.clone(), self.ctx.policy).await {
+            Ok(spool) => spool,
+            Err(err) => {
+                drop_meta(path).await;
+                return Err(err.into());
+            }
+        };
         let muxer = match format {
             Format::Flv => {
                 let mut m = flv::Muxer::new(input.tracks);
@@ -191,8 +199,12 @@ impl FileOutput {
                             object = %record.object, duration_ms = record.duration_ms, bytes = record.size,
                             "recording file complete");
                     }
-                    Err(err) => tracing::error!(stream = %ctx.key, spool = %path.display(), %err,
-                        "finalizing a recording file failed; it stays in the spool for recovery"),
+                    Err(err) => {
+                        tracing::error!(stream = %ctx.key, spool = %path.display(), %err,
+                            "finalizing a recording file failed; it stays in the spool and is tried again");
+                        crate::recovery::finish_later(ctx.target.clone(), path, ctx.tasks.clone())
+                            .await;
+                    }
                 }
             });
         }

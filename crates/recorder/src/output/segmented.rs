@@ -113,15 +113,26 @@ impl SegmentedOutput {
         let (muxer, init_object) = match format {
             Format::Cmaf => {
                 let mut m = fmp4::Muxer::new(input.tracks, fmp4::Mode::Cmaf)?;
-                let mut init =
-                    SpoolFile::create(self.ctx.target.spool().new_path("mp4"), self.ctx.policy)
-                        .await?;
-                m.init(&mut init.buf)?;
-                let vars = name_vars(&self.ctx.key, input.wall, input.wall, input.wall, 0);
-                let name = layout::init_object(&self.ctx.spec.slice_object_prefix, &vars)?;
-                let (path, bytes) = init.finish(Vec::new()).await?;
+                let init_path = self.ctx.target.spool().new_path("mp4");
+                let stored = async {
+                    let mut init = SpoolFile::create(init_path.clone(), self.ctx.policy).await?;
+                    m.init(&mut init.buf)?;
+                    let vars = name_vars(&self.ctx.key, input.wall, input.wall, input.wall, 0);
+                    let name = layout::init_object(&self.ctx.spec.slice_object_prefix, &vars)?;
+                    let (path, bytes) = init.finish(Vec::new()).await?;
+                    let object = store_part(&self.ctx, &spool_playlist, path, name).await?;
+                    Ok::<_, OutputError>((object, bytes))
+                }
+                .await;
+                let (object, bytes) = match stored {
+                    Ok(stored) => stored,
+                    Err(err) => {
+                        // Nothing claims the init segment yet: it must not stay in the spool.
+                        let _ = tokio::fs::remove_file(&init_path).await;
+                        return Err(err);
+                    }
+                };
                 size += bytes;
-                let object = store_part(&self.ctx, &spool_playlist, path, name).await?;
                 (Muxer::Cmaf(m), Some(object))
             }
             Format::M3u8 => (Muxer::Ts(Box::new(ts::Muxer::new(input.tracks)?)), None),
@@ -148,7 +159,11 @@ impl SegmentedOutput {
         // recording (its spool file is there) from one already stored (it has left the spool).
         let name = playlist_object(&self.ctx, &open)?;
         let text = render_playlist(&self.ctx, &open, &name.to_string(), false);
-        write_synced(open.spool_playlist.clone(), text).await?;
+        if let Err(err) = write_synced(open.spool_playlist.clone(), text).await {
+            let _ = tokio::fs::remove_file(&open.spool_playlist).await;
+            drop_meta(open.spool_playlist.clone()).await;
+            return Err(err);
+        }
         Ok(open)
     }
 
@@ -222,14 +237,23 @@ impl SegmentedOutput {
         if let Some(open) = self.open.take() {
             let ctx = self.ctx.clone();
             self.ctx.tasks.spawn(async move {
+                let path = open.spool_playlist.clone();
                 match finalize(&ctx, open).await {
-                    Ok(record) => {
+                    Ok(Some(record)) => {
                         tracing::info!(stream = %ctx.key, format = record.format.as_str(), bucket = %record.bucket,
                             object = %record.object, segments = record.segments.len(), duration_ms = record.duration_ms,
                             "recording playlist complete");
                     }
-                    Err(err) => tracing::error!(stream = %ctx.key, %err,
-                        "finalizing a recording playlist failed; its segments stay for recovery"),
+                    Ok(None) => {
+                        tracing::info!(stream = %ctx.key, format = ctx.spec.format.as_str(),
+                            "a recording playlist ended without a segment; nothing stored")
+                    }
+                    Err(err) => {
+                        tracing::error!(stream = %ctx.key, spool = %path.display(), %err,
+                            "finalizing a recording playlist failed; it stays in the spool and is tried again");
+                        crate::recovery::finish_later(ctx.target.clone(), path, ctx.tasks.clone())
+                            .await;
+                    }
                 }
             });
         }
@@ -249,21 +273,29 @@ async fn open_segment(
     wall: SystemTime,
 ) -> Result<OpenSegment, OutputError> {
     let extension = segment_extension(ctx)?;
-    let spool = SpoolFile::create(ctx.target.spool().new_path(extension), ctx.policy).await?;
+    let path = ctx.target.spool().new_path(extension);
+    // The sidecar names the segment before it exists, so no spool file is ever unclaimed
+    // (recovery skips an open segment that is missing).
+    let mut meta = playlist_meta(ctx, open);
+    if let MetaKind::Playlist {
+        open_segment,
+        open_segment_start_ms,
+        ..
+    } = &mut meta.kind
+    {
+        *open_segment = Some(path.clone());
+        *open_segment_start_ms = Some(crate::recovery::unix_ms(wall));
+    }
+    save_meta(open.spool_playlist.clone(), meta).await?;
+    let spool = SpoolFile::create(path, ctx.policy).await?;
     let sequence = open.next_sequence;
     open.next_sequence += 1;
-    let segment = OpenSegment {
+    Ok(OpenSegment {
         spool,
         start,
         start_wall: wall,
         sequence,
-    };
-    let mut meta = playlist_meta(ctx, open);
-    if let MetaKind::Playlist { open_segment, .. } = &mut meta.kind {
-        *open_segment = Some(segment.spool.path().to_owned());
-    }
-    save_meta(open.spool_playlist.clone(), meta).await?;
-    Ok(segment)
+    })
 }
 
 fn playlist_meta(ctx: &OutputContext, open: &OpenPlaylist) -> SpoolMeta {
@@ -399,12 +431,25 @@ fn render_playlist(
     playlist.to_m3u8()
 }
 
-async fn finalize(ctx: &OutputContext, mut open: OpenPlaylist) -> Result<FileRecord, OutputError> {
+/// Closes the last segment and stores the final playlist; `None` when the playlist holds no
+/// segment (every write failed), which leaves nothing behind.
+async fn finalize(
+    ctx: &OutputContext,
+    mut open: OpenPlaylist,
+) -> Result<Option<FileRecord>, OutputError> {
     let end = open.clock.end + open.clock.video_step;
     if let (Muxer::Cmaf(m), Some(seg)) = (&mut open.muxer, &mut open.segment) {
         m.finish(&mut seg.spool.buf)?;
     }
     close_segment(ctx, &mut open, end).await?;
+    if open.segments.is_empty() {
+        let _ = tokio::fs::remove_file(&open.spool_playlist).await;
+        drop_meta(open.spool_playlist.clone()).await;
+        if let Some(init) = &open.init_object {
+            let _ = ctx.target.delete(init).await;
+        }
+        return Ok(None);
+    }
     let name = playlist_object(ctx, &open)?;
     // Segment URIs are relative to the name before a collision suffix: same directory.
     let text = render_playlist(ctx, &open, &name.to_string(), true);
@@ -432,5 +477,5 @@ async fn finalize(ctx: &OutputContext, mut open: OpenPlaylist) -> Result<FileRec
         })
         .await?;
     drop_meta(open.spool_playlist.clone()).await;
-    Ok(record)
+    Ok(Some(record))
 }
