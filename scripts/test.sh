@@ -80,6 +80,13 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   ./scripts/with-postgres.sh cargo test --workspace --locked
 fi
+say "a PostgreSQL outage under a recording server"
+# Its own cluster: the test stops and starts it.
+if cargo nextest --version >/dev/null 2>&1; then
+  ./scripts/with-postgres.sh cargo nextest run --workspace --locked --run-ignored only -E 'binary(postgres_outage)'
+else
+  ./scripts/with-postgres.sh cargo test --workspace --locked --test postgres_outage -- --ignored
+fi
 
 say "API tests through Alibaba's Python SDKs"
 LIVEREC_BIN=target/debug/liverec ./scripts/test-python.sh

@@ -114,6 +114,20 @@ if [[ -z "$PORT" ]]; then
 fi
 
 export LIVEREC_TEST_PG="postgres://postgres@127.0.0.1:$PORT/postgres"
+# `$LIVEREC_TEST_PG_CTL stop|start` stops (fast) or starts this cluster again on the same port,
+# for tests of a database outage.
+cat >"$CLUSTER_DIR/ctl" <<CTL
+#!/usr/bin/env bash
+set -euo pipefail
+case "\$1" in
+    stop) $( [[ $EUID -eq 0 ]] && echo "runuser -u postgres --" ) "$PG_BIN/pg_ctl" stop -D "$DATA_DIR" -m fast -w ;;
+    start) $( [[ $EUID -eq 0 ]] && echo "runuser -u postgres --" ) "$PG_BIN/pg_ctl" start -D "$DATA_DIR" -l "$LOG_FILE" -w -t $START_TIMEOUT \
+        -o "-c listen_addresses=127.0.0.1 -p $PORT -k $CLUSTER_DIR -c max_connections=$MAX_CONNECTIONS -c fsync=off -c synchronous_commit=off -c full_page_writes=off" ;;
+    *) echo "usage: \$0 stop|start" >&2; exit 2 ;;
+esac
+CTL
+chmod 0755 "$CLUSTER_DIR/ctl"
+export LIVEREC_TEST_PG_CTL="$CLUSTER_DIR/ctl"
 echo "with-postgres: PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PORT" >&2
 
 # Not exec: the EXIT trap must still stop the server. `|| status=$?` keeps set -e from firing.

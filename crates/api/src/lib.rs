@@ -101,6 +101,8 @@ pub struct ApiState {
     pub storage: Arc<liverec_storage::Storage>,
     /// Mints and checks RecordUrls (`/vod/…`).
     pub vod: vod::VodSigner,
+    /// Finished files whose index row is waiting for the database (busy or down).
+    pub index_waiting: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The API port's routes: `/vod/…` playback of recordings, `GET /metrics` (Prometheus text:

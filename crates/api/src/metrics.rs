@@ -18,7 +18,8 @@ const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// `liverec_upload_backlog{bucket="NAME"}` files stored but not yet uploaded, and
 /// `liverec_upload_failing{bucket="NAME"}` those of them that failed at least once; and the
 /// callback outbox: `liverec_callbacks_pending`, `liverec_callbacks_retrying`,
-/// `liverec_callbacks_failed`.
+/// `liverec_callbacks_failed`; and `liverec_index_waiting`, finished files whose index row
+/// waits for the database.
 pub(crate) async fn serve(State(state): State<Arc<ApiState>>) -> Response {
     let mut targets: Vec<_> = state.storage.configured().cloned().collect();
     targets.sort_by(|a, b| a.bucket().cmp(b.bucket()));
@@ -44,6 +45,14 @@ pub(crate) async fn serve(State(state): State<Arc<ApiState>>) -> Response {
         "liverec_upload_failing",
         "Uploads of the backlog that failed at least once (storage unreachable or refusing).",
         backlog.iter().map(|(bucket, b)| (*bucket, b.failing)),
+    );
+    let waiting = state
+        .index_waiting
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "# HELP liverec_index_waiting Finished files whose index row (and file callback) waits for the database, busy or down; retried until it takes them.\n\
+         # TYPE liverec_index_waiting gauge\nliverec_index_waiting {waiting}"
     );
     match state.catalog.notify_backlog().await {
         Ok(b) => {

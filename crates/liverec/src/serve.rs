@@ -2,6 +2,7 @@
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -41,10 +42,11 @@ const RTMP_DRAIN: Duration = Duration::from_secs(5);
 const INDEX_RETRY_FIRST: Duration = Duration::from_millis(200);
 const INDEX_RETRY_MAX: Duration = Duration::from_secs(10);
 
-fn index_hook(catalog: Catalog, callbacks: Callbacks) -> OnComplete {
+fn index_hook(catalog: Catalog, callbacks: Callbacks, waiting: Arc<AtomicU64>) -> OnComplete {
     Arc::new(move |completed: Completed| {
         let catalog = catalog.clone();
         let callbacks = callbacks.clone();
+        let waiting = waiting.clone();
         Box::pin(async move {
             let mut record: FileRecord = match serde_json::from_value(completed.payload) {
                 Ok(r) => r,
@@ -62,7 +64,11 @@ fn index_hook(catalog: Catalog, callbacks: Callbacks) -> OnComplete {
             let mut wait = INDEX_RETRY_FIRST;
             let mut failures = 0u64;
             loop {
-                match catalog.index_recording(&row, &objects, Some(&event)).await {
+                let indexed = catalog.index_recording(&row, &objects, Some(&event)).await;
+                if failures > 0 && indexed.is_ok() {
+                    waiting.fetch_sub(1, Ordering::Relaxed);
+                }
+                match indexed {
                     Ok(true) => {
                         callbacks.wake();
                         if failures > 0 {
@@ -76,6 +82,9 @@ fn index_hook(catalog: Catalog, callbacks: Callbacks) -> OnComplete {
                         break;
                     }
                     Err(err) => {
+                        if failures == 0 {
+                            waiting.fetch_add(1, Ordering::Relaxed);
+                        }
                         failures += 1;
                         if failures.is_power_of_two() {
                             tracing::warn!(bucket = %row.oss_bucket, object = %row.oss_object, %err, failures,
@@ -257,10 +266,11 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
     let background_cancel = CancellationToken::new();
     let callbacks =
         crate::notify::start(&settings.notify, &catalog, &background, &background_cancel)?;
+    let index_waiting = Arc::new(AtomicU64::new(0));
     let storage = Arc::new(crate::storage::build(
         &settings,
         &catalog,
-        index_hook(catalog.clone(), callbacks.clone()),
+        index_hook(catalog.clone(), callbacks.clone(), index_waiting.clone()),
         &background,
         &background_cancel,
     )?);
@@ -394,6 +404,7 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
         settings: settings.api_settings(),
         storage: storage.clone(),
         vod,
+        index_waiting,
     });
     tracing::info!(addr = %api_listener.local_addr()?, "api listening");
     let api_cancel = CancellationToken::new();

@@ -132,6 +132,7 @@ pub async fn start_with(settings: ApiSettings) -> TestApi {
             Duration::from_secs(86_400),
         )
         .unwrap(),
+        index_waiting: Default::default(),
     });
     TestApi {
         router: liverec_api::router(state),
