@@ -53,6 +53,16 @@ if rec:
     worst = max(rec, key=lambda x: x["elapsed_ms"])
     print(f"recovery at restart: largest {worst['elapsed_ms']} ms for {worst['recovered']} recordings; "
           f"all: {[(x['recovered'], x['elapsed_ms']) for x in rec]}")
+ref = r.get("reference_nginx_rtmp")
+if ref:
+    print(f"reference nginx-rtmp (record all, on_record_done), one kill -9 after {ref['hold_s']} s: "
+          f"{ref['files']} files left for {ref['streams']} streams, {ref['files_with_decode_errors']} with decode errors, "
+          f"{ref['callbacks']} callbacks")
+    clean = r["files"] - r["decode_errors"]
+    print(f"ratio of recordings cut by a kill that end up valid, indexed and announced: liverec "
+          f"{min(r['callback_files'], clean)}/{r['files']} "
+          f"({min(r['callback_files'], clean) / max(1, r['files']):.0%}); nginx-rtmp "
+          f"{min(ref['callbacks'], ref['files'] - ref['files_with_decode_errors'])}/{ref['files']}")
 print("checks: " + ("all passed" if not r["failures"] else "FAILED"))
 for f in r["failures"]:
     print("  - " + f)

@@ -19,6 +19,11 @@ It reports the largest loss it saw: the kill's wall time minus the end of the re
 crash cut (start_time + duration of its index row), per format; and each restart's recovery time
 (the server's own `recovery finished` log line).
 
+The reference, nginx-rtmp (Debian's libnginx-mod-rtmp, `record all` FLV with
+`on_record_done`), gets one round of the same: its process group is killed with SIGKILL while
+the same streams publish; what it left is counted (files, files that decode without error,
+callbacks received). nginx-rtmp has no recovery step: its files stay as the kill left them.
+
 Prints a JSON document; run-kill9.sh prints the summary. Stops everything it started.
 """
 import argparse, concurrent.futures, glob, json, os, random, re, signal, sqlite3, subprocess, sys, threading, time
@@ -26,6 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from command_to_file import Api, DOMAIN, log, spawn, stop_all, wait_port  # noqa: E402
+from notify_latency import nginx_conf  # noqa: E402
 
 FORMATS = ("mp4", "m3u8")
 RECOVERY_RE = re.compile(r"recovery finished.*?recovered=(\d+).*?elapsed_ms=(\d+)")
@@ -156,6 +162,39 @@ def decode_errors(path):
     return None if r.returncode == 0 and not err else (err or f"exit {r.returncode}")[:400]
 
 
+def run_nginx(a, work, hold):
+    """One kill -9 round of nginx-rtmp: files left, decode errors, callbacks received."""
+    rec_dir = os.path.join(work, "nginx-rec")
+    os.makedirs(rec_dir, exist_ok=True)
+    os.chmod(rec_dir, 0o1777)
+    # nginx's worker runs as nobody: every directory above the recordings must let it through.
+    os.chmod(work, 0o755)
+    receiver = Receiver()
+    conf = nginx_conf(work, a.nginx_rtmp_port, rec_dir, receiver.url)
+    server = spawn(["nginx", "-p", os.path.join(work, "nginx"), "-c", conf, "-g", "daemon off;"])
+    try:
+        if not wait_port(a.nginx_rtmp_port):
+            raise SystemExit("nginx did not start (see its error.log)")
+        pubs = [spawn(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1",
+                       "-i", a.asset, "-c", "copy", "-f", "flv", f"rtmp://127.0.0.1:{a.nginx_rtmp_port}/live/s{i}"],
+                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                for i in range(a.streams)]
+        time.sleep(hold)
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+        kill_all(pubs)
+        time.sleep(2)  # a callback already on its way would arrive now
+        files = sorted(glob.glob(os.path.join(rec_dir, "*.flv")))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+            errors = sum(1 for e in pool.map(decode_errors, files) if e)
+        with receiver.lock:
+            callbacks = len(receiver.calls)
+        return {"streams": a.streams, "hold_s": round(hold, 2), "files": len(files),
+                "files_with_decode_errors": errors, "callbacks": callbacks}
+    finally:
+        receiver.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--liverec", required=True)
@@ -171,6 +210,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=300.0, help="longest wait for every callback, s")
     ap.add_argument("--rtmp-port", type=int, default=19372)
     ap.add_argument("--api-port", type=int, default=18102)
+    ap.add_argument("--nginx-rtmp-port", type=int, default=19373)
+    ap.add_argument("--no-reference", action="store_true", help="skip the nginx-rtmp round")
     a = ap.parse_args()
     seed = a.seed if a.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
@@ -268,7 +309,14 @@ def main():
             for fmt in FORMATS:
                 for obj, start, end_ms in by_slot.get((f"r{rnd['round']}s{i}", fmt), []):
                     loss[fmt].append(rnd["killed_at"] - end_ms / 1e3)
+    reference = None
+    if not a.no_reference:
+        log("nginx-rtmp: one round, killed with SIGKILL")
+        nginx_work = os.path.join(a.work, "nginx-run")
+        os.makedirs(nginx_work, exist_ok=True)
+        reference = run_nginx(a, nginx_work, rng.uniform(a.min_secs, a.max_secs))
     out = {
+        "reference_nginx_rtmp": reference,
         "seed": seed, "streams": a.streams, "rounds": a.rounds, "formats": list(FORMATS),
         "files": len(stored), "index_rows": len(rows), "callback_deliveries": deliveries,
         "callback_files": len(keys), "decode_errors": len(errors),

@@ -10,7 +10,6 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use liverec_catalog::{Catalog, Page, RecordingObject, RecordingQuery, RecordingRow};
@@ -202,30 +201,6 @@ fn download(moto: &MotoServer, dir: &Path, keys: &[&str]) {
     }
 }
 
-/// Decodes every frame as a player would and asserts ffmpeg reports no error.
-fn assert_full_decode(file: &Path) {
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
-        .arg(file)
-        .args([
-            "-fps_mode",
-            "passthrough",
-            "-enc_time_base:v",
-            "1:90000",
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .expect("ffmpeg decode");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.trim().is_empty(),
-        "decoding {} reported errors:\n{stderr}",
-        file.display()
-    );
-}
-
 /// The part of an object name after `record/{domain}/live/{stream}/`, with each run of digits
 /// of the stem as one `D`: `D-D-D-D-D-D_D-D-D-D-D-D.mp4` for a file named by its start and end.
 fn shape(object: &str, stream: &str) -> String {
@@ -321,7 +296,7 @@ fn check_media(file: &Path) -> Probe {
     let p = probe(file);
     assert_eq!(p.codecs, vec!["h264", "aac"], "{}", file.display());
     assert!(p.first_video_frame_is_key, "{}", file.display());
-    assert_full_decode(file);
+    assert_decodes_cleanly(Path::new("ffmpeg"), file);
     p
 }
 

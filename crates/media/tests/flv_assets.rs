@@ -1,14 +1,12 @@
 //! The FLV reader and tag parsers against the real files in `tests/.assets/` (written by
 //! Debian ffmpeg 5.1 and ffmpeg 9: legacy FLV for H.264/AAC, Enhanced FLV for HEVC/AV1).
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use liverec_media::flv::{
     AudioTag, Ignored, TagKind, VideoTag, parse_audio_tag, parse_video_tag, read_file_frames,
     read_file_tags,
 };
 use liverec_media::{TrackKind, VideoCodec};
+use liverec_testkit::asset_bytes;
 
 /// 10 s at 25 fps.
 const VIDEO_FRAMES: usize = 250;
@@ -17,18 +15,6 @@ const KEYFRAMES: usize = 10;
 /// 10 s of 44.1 kHz audio in 1024-sample frames (ffmpeg adds priming: allow a little more).
 const AUDIO_FRAMES_MIN: usize = 430;
 const AUDIO_FRAMES_MAX: usize = 434;
-
-fn asset(name: &str) -> Vec<u8> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let path = root.join("tests/.assets").join(name);
-    if !path.exists() {
-        let status = Command::new(root.join("scripts/make-test-assets.sh"))
-            .status()
-            .expect("run scripts/make-test-assets.sh");
-        assert!(status.success(), "make-test-assets.sh failed");
-    }
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 struct Counts {
     video: usize,
@@ -40,7 +26,7 @@ struct Counts {
 }
 
 fn count(name: &str) -> Counts {
-    let data = asset(name);
+    let data = asset_bytes(name);
     let mut c = Counts {
         video: 0,
         keyframes: 0,
@@ -144,7 +130,7 @@ fn single_track_files() {
 #[test]
 fn read_file_frames_gives_tracks_and_monotonic_dts() {
     for name in ["h264_aac.flv", "hevc_aac.flv", "av1_aac.flv"] {
-        let media = read_file_frames(&asset(name)).expect(name);
+        let media = read_file_frames(&asset_bytes(name)).expect(name);
         let video = media.tracks.video.as_ref().expect("video track");
         assert_eq!(video.width, 320);
         assert!(media.tracks.audio.is_some());
@@ -163,7 +149,7 @@ fn read_file_frames_gives_tracks_and_monotonic_dts() {
 
 #[test]
 fn every_truncation_of_a_real_file_is_handled() {
-    let data = asset("hevc_aac.flv");
+    let data = asset_bytes("hevc_aac.flv");
     // Every cut in the first 8 KiB plus a stride through the rest: no panic, at most one error.
     let cuts = (0..8192).chain((8192..data.len()).step_by(997));
     for cut in cuts {

@@ -8,50 +8,16 @@ use std::process::Command;
 use bytes::BytesMut;
 use liverec_media::flv::{FileMedia, read_file_frames};
 use liverec_mux::flv::Muxer;
+use liverec_testkit::{assert_decodes_cleanly, asset_bytes, ffmpeg9, ffprobe_streams};
 
 /// The assets are 10 s long.
 const EXPECTED_DURATION_S: f64 = 10.0;
 /// Allowed distance of the reported duration from [`EXPECTED_DURATION_S`].
 const DURATION_TOLERANCE_S: f64 = 0.3;
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn asset(name: &str) -> Vec<u8> {
-    let root = repo_root();
-    let path = root.join("tests/.assets").join(name);
-    if !path.exists() {
-        let status = Command::new(root.join("scripts/make-test-assets.sh"))
-            .status()
-            .expect("run scripts/make-test-assets.sh");
-        assert!(status.success(), "make-test-assets.sh failed");
-    }
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// ffmpeg 9: `LIVEREC_FFMPEG9`, else the imageio-ffmpeg binary of the repo's venv.
-fn ffmpeg9() -> PathBuf {
-    if let Some(path) = std::env::var_os("LIVEREC_FFMPEG9") {
-        return PathBuf::from(path);
-    }
-    let python = repo_root().join(".venv/bin/python");
-    let out = Command::new(&python)
-        .args([
-            "-c",
-            "import imageio_ffmpeg as i; print(i.get_ffmpeg_exe())",
-        ])
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e} (set LIVEREC_FFMPEG9)", python.display()));
-    assert!(out.status.success(), "imageio_ffmpeg not importable");
-    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    assert!(path.exists(), "ffmpeg 9 missing at {}", path.display());
-    path
-}
-
 /// Re-muxes an asset into an FLV file in a temp dir, with the finish patches applied.
 fn remux(name: &str, dir: &Path) -> (PathBuf, FileMedia) {
-    let media = read_file_frames(&asset(name)).expect("asset parses");
+    let media = read_file_frames(&asset_bytes(name)).expect("asset parses");
     let mut muxer = Muxer::new(&media.tracks);
     let mut out = BytesMut::new();
     muxer.header(&mut out);
@@ -70,61 +36,12 @@ fn remux(name: &str, dir: &Path) -> (PathBuf, FileMedia) {
     (path, media)
 }
 
-/// `ffmpeg -v error -i FILE -f null -` must decode everything and print nothing.
-fn assert_decodes_cleanly(ffmpeg: &Path, file: &Path) {
-    let out = Command::new(ffmpeg)
-        .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
-        .arg(file)
-        .args(["-f", "null", "-"])
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", ffmpeg.display()));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{} failed: {stderr}",
-        ffmpeg.display()
-    );
-    assert!(stderr.is_empty(), "decoder complained: {stderr}");
-}
-
 fn assert_duration(seconds: f64, file: &Path) {
     assert!(
         (seconds - EXPECTED_DURATION_S).abs() <= DURATION_TOLERANCE_S,
         "{}: duration {seconds}",
         file.display()
     );
-}
-
-/// Debian ffprobe: stream codec names and the format duration.
-fn ffprobe(file: &Path) -> (Vec<String>, f64) {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name:format=duration",
-            "-of",
-            "default=noprint_wrappers=1",
-        ])
-        .arg(file)
-        .output()
-        .expect("run ffprobe (Debian ffmpeg)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "ffprobe: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut codecs = Vec::new();
-    let mut duration = f64::NAN;
-    for line in text.lines() {
-        if let Some(c) = line.strip_prefix("codec_name=") {
-            codecs.push(c.to_owned());
-        } else if let Some(d) = line.strip_prefix("duration=") {
-            duration = d.parse().unwrap_or(f64::NAN);
-        }
-    }
-    (codecs, duration)
 }
 
 /// ffmpeg 9 has no ffprobe next to it: read `-i`'s banner (`Duration: HH:MM:SS.cc`,
@@ -165,7 +82,7 @@ fn check_legacy(name: &str, expected_codecs: &[&str]) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (file, media) = remux(name, dir.path());
     assert!(!media.frames.is_empty());
-    let (codecs, duration) = ffprobe(&file);
+    let (codecs, duration) = ffprobe_streams(&file);
     assert_eq!(codecs, expected_codecs, "{name}");
     assert_duration(duration, &file);
     assert_decodes_cleanly(Path::new("ffmpeg"), &file);

@@ -17,6 +17,7 @@ use liverec_mux::fmp4::{
     AUDIO_TRACK_ID, Fmp4Error, Fragment, Mode, Muxer, RecoverError, Recovery, VIDEO_TRACK_ID,
     recover, recover_segment,
 };
+use liverec_testkit::ffmpeg9;
 use proptest::prelude::*;
 
 /// The recorder's fragment length in these tests (flushed at the first keyframe after it).
@@ -28,40 +29,8 @@ const DURATION_TOLERANCE_S: f64 = 0.3;
 // ---------------------------------------------------------------------------------------------
 // Peers and assets
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn asset(name: &str) -> FileMedia {
-    let path = repo_root().join("tests/.assets").join(name);
-    if !path.exists() {
-        let status = Command::new(repo_root().join("scripts/make-test-assets.sh"))
-            .status()
-            .expect("run scripts/make-test-assets.sh");
-        assert!(status.success(), "make-test-assets.sh failed");
-    }
-    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    read_file_frames(&data).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-/// ffmpeg 9 (HEVC, AV1, Enhanced FLV): `LIVEREC_FFMPEG9`, else imageio-ffmpeg in the repo venv.
-fn ffmpeg9() -> PathBuf {
-    if let Some(path) = std::env::var_os("LIVEREC_FFMPEG9") {
-        return PathBuf::from(path);
-    }
-    let python = repo_root().join(".venv/bin/python");
-    let out = Command::new(&python)
-        .args([
-            "-c",
-            "import imageio_ffmpeg as i; print(i.get_ffmpeg_exe())",
-        ])
-        .output()
-        .unwrap_or_else(|e| panic!("ffmpeg 9 not found (set LIVEREC_FFMPEG9): {e}"));
-    assert!(
-        out.status.success(),
-        "ffmpeg 9 not found (set LIVEREC_FFMPEG9)"
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    read_file_frames(&liverec_testkit::asset_bytes(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 /// Which real decoder checks a file.
@@ -303,7 +272,7 @@ fn check_file_mode(asset_name: &str, peer: Peer, codecs: &[&str]) {
     let muxed = mux_file(&media);
     let dir = tempfile::tempdir().expect("temp dir");
     let path = write_temp(dir.path(), "out.mp4", &muxed.file);
-    let source = repo_root().join("tests/.assets").join(asset_name);
+    let source = liverec_testkit::asset(asset_name);
 
     // Structure: ftyp, moov, (moof, mdat)*, mfra, sizes adding up, mfra pointing at moofs.
     let layout = check_structure(&muxed.file, Mode::File);

@@ -11,6 +11,7 @@ use liverec_media::flv::read_file_frames;
 use liverec_media::{Frame, TrackKind, Tracks};
 use liverec_mux::hls::MediaPlaylist;
 use liverec_mux::ts::{self, MuxError, Muxer, PACKET_SIZE};
+use liverec_testkit::{asset, decode_errors, ffmpeg9, ffprobe_streams};
 use tempfile::TempDir;
 
 /// Segments are cut at the first keyframe this long after the segment's start.
@@ -18,41 +19,6 @@ const MIN_SEGMENT_MS: i64 = 2000;
 /// How far the playlist's duration may be from the source's.
 const DURATION_TOLERANCE_SECS: f64 = 0.3;
 const PLAYLIST: &str = "index.m3u8";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn asset(name: &str) -> PathBuf {
-    let path = repo_root().join("tests/.assets").join(name);
-    if !path.exists() {
-        let status = Command::new(repo_root().join("scripts/make-test-assets.sh")).status();
-        assert!(
-            status.is_ok_and(|s| s.success()),
-            "scripts/make-test-assets.sh failed"
-        );
-    }
-    path
-}
-
-/// ffmpeg 9 (HEVC, Enhanced FLV): `LIVEREC_FFMPEG9`, else imageio-ffmpeg in the repo's venv.
-fn ffmpeg9() -> PathBuf {
-    if let Some(path) = std::env::var_os("LIVEREC_FFMPEG9") {
-        return PathBuf::from(path);
-    }
-    let out = Command::new(repo_root().join(".venv/bin/python"))
-        .args([
-            "-c",
-            "import imageio_ffmpeg as i; print(i.get_ffmpeg_exe())",
-        ])
-        .output();
-    match out {
-        Ok(out) if out.status.success() => {
-            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-        }
-        other => panic!("ffmpeg 9 not found (set LIVEREC_FFMPEG9): {other:?}"),
-    }
-}
 
 /// Runs a peer; returns (exit success, stdout, stderr). Panics if it cannot start.
 fn run(program: &Path, args: &[&str]) -> (bool, String, String) {
@@ -237,57 +203,6 @@ fn banner_probe(ffmpeg: &Path, input: &Path) -> (Vec<String>, f64) {
     }
 }
 
-fn ffprobe(input: &Path) -> (Vec<String>, f64) {
-    let (ok, codecs, err) = run(
-        Path::new("ffprobe"),
-        &[
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=index,codec_name",
-            "-of",
-            "csv=p=0",
-            path_str(input),
-        ],
-    );
-    assert!(ok, "ffprobe {}: {err}", input.display());
-    let (ok, duration, err) = run(
-        Path::new("ffprobe"),
-        &[
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-            path_str(input),
-        ],
-    );
-    assert!(ok, "ffprobe {}: {err}", input.display());
-    let duration = match duration.trim().parse() {
-        Ok(d) => d,
-        Err(e) => panic!("duration {duration:?}: {e}"),
-    };
-    // HLS streams are listed twice (in their program and on their own): dedup by index.
-    let mut seen = std::collections::BTreeMap::new();
-    for line in codecs.lines() {
-        if let Some((index, name)) = line.split_once(',') {
-            seen.insert(index.to_owned(), name.to_owned());
-        }
-    }
-    (seen.into_values().collect(), duration)
-}
-
-/// Decodes `input` completely; returns ffmpeg's error output (empty when clean).
-fn decode_errors(ffmpeg: &Path, input: &Path) -> String {
-    let (ok, _, err) = run(
-        ffmpeg,
-        &["-v", "error", "-i", path_str(input), "-f", "null", "-"],
-    );
-    assert!(ok, "ffmpeg failed on {}: {err}", input.display());
-    err
-}
-
 /// Frames decoded from the first stream of `kind` ("v" or "a"), one framecrc line each.
 fn decoded_frames(ffmpeg: &Path, input: &Path, kind: &str) -> usize {
     let map = format!("0:{kind}:0");
@@ -356,7 +271,7 @@ fn check_recording(asset_name: &str, ffmpeg: &Path, use_ffprobe: bool, codecs: &
 
     let source = asset(asset_name);
     let ((got_codecs, duration), (_, source_duration)) = if use_ffprobe {
-        (ffprobe(&rec.playlist), ffprobe(&source))
+        (ffprobe_streams(&rec.playlist), ffprobe_streams(&source))
     } else {
         (
             banner_probe(ffmpeg, &rec.playlist),

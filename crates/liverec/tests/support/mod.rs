@@ -16,48 +16,8 @@ pub mod browser;
 pub mod receiver;
 pub mod s3;
 
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repo root")
-}
-
-/// A pre-encoded test asset (made by scripts/make-test-assets.sh, which the test script runs).
-pub fn asset(name: &str) -> PathBuf {
-    let path = repo_root().join("tests/.assets").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/make-test-assets.sh (scripts/test.sh does)",
-        path.display()
-    );
-    path
-}
-
-/// ffmpeg 9 from imageio-ffmpeg (Enhanced RTMP/FLV, HEVC, AV1).
-pub fn ffmpeg9() -> PathBuf {
-    if let Ok(p) = std::env::var("LIVEREC_FFMPEG9") {
-        return PathBuf::from(p);
-    }
-    let python = repo_root().join(".venv/bin/python");
-    let out = Command::new(&python)
-        .args([
-            "-c",
-            "import imageio_ffmpeg as i; print(i.get_ffmpeg_exe())",
-        ])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "{} not runnable ({e}): run scripts/test.sh to set up the venv",
-                python.display()
-            )
-        });
-    assert!(
-        out.status.success(),
-        "imageio-ffmpeg is not installed in .venv"
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
+#[allow(unused_imports)]
+pub use liverec_testkit::{assert_decodes_cleanly, asset, ffmpeg9, repo_root};
 
 pub struct Server {
     child: Option<Child>,
@@ -420,22 +380,6 @@ pub fn packets(ffmpeg: &Path, file: &Path) -> Packets {
         ));
     }
     p
-}
-
-/// Decodes the whole file and asserts ffmpeg reports no error at all.
-pub fn assert_decodes_cleanly(ffmpeg: &Path, file: &Path) {
-    let out = Command::new(ffmpeg)
-        .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
-        .arg(file)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("ffmpeg decode");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.trim().is_empty(),
-        "decoding {} reported errors:\n{stderr}",
-        file.display()
-    );
 }
 
 /// What ffprobe (Debian's; not for Enhanced FLV) says of a file.

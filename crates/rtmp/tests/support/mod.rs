@@ -3,10 +3,11 @@
 
 #![allow(dead_code)]
 
+#[allow(unused_imports)]
+pub use liverec_testkit::{asset, ffmpeg9, repo_root};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use liverec_rtmp::{
@@ -246,62 +247,6 @@ pub fn init_tracing() {
         .with_test_writer()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .try_init();
-}
-
-/// Repository root (two levels above this crate).
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Path of a test asset, made by `scripts/make-test-assets.sh` if missing.
-pub fn asset(name: &str) -> PathBuf {
-    static MADE: OnceLock<()> = OnceLock::new();
-    let path = repo_root().join("tests/.assets").join(name);
-    if !path.exists() {
-        MADE.get_or_init(|| {
-            let status = std::process::Command::new("bash")
-                .arg(repo_root().join("scripts/make-test-assets.sh"))
-                .env("FFMPEG9", ffmpeg9())
-                .status()
-                .expect("run make-test-assets.sh");
-            assert!(status.success(), "make-test-assets.sh failed");
-        });
-    }
-    assert!(path.exists(), "missing test asset {}", path.display());
-    path
-}
-
-/// ffmpeg 9 (Enhanced RTMP): `LIVEREC_FFMPEG9`, else imageio-ffmpeg's binary from the repo's venv.
-/// Panics (fails the test) when neither is there.
-pub fn ffmpeg9() -> PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        if let Some(path) = std::env::var_os("LIVEREC_FFMPEG9") {
-            return PathBuf::from(path);
-        }
-        let python = repo_root().join(".venv/bin/python");
-        let out = std::process::Command::new(&python)
-            .args([
-                "-c",
-                "import imageio_ffmpeg as i; print(i.get_ffmpeg_exe())",
-            ])
-            .output()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "ffmpeg 9 not found: set LIVEREC_FFMPEG9 or create {}: {e}",
-                    python.display()
-                )
-            });
-        assert!(
-            out.status.success(),
-            "imageio_ffmpeg not installed in {}",
-            python.display()
-        );
-        let path = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-        assert!(path.exists(), "ffmpeg 9 binary {} missing", path.display());
-        path
-    })
-    .clone()
 }
 
 /// Runs `ffmpeg [-re] -i input -c copy [output_args] -f flv url` and returns its exit status and stderr.
