@@ -169,6 +169,7 @@ def run_nginx(a, work, hold):
     os.chmod(rec_dir, 0o1777)
     # nginx's worker runs as nobody: every directory above the recordings must let it through.
     os.chmod(work, 0o755)
+    os.chmod(a.work, 0o755)
     receiver = Receiver()
     conf = nginx_conf(work, a.nginx_rtmp_port, rec_dir, receiver.url)
     server = spawn(["nginx", "-p", os.path.join(work, "nginx"), "-c", conf, "-g", "daemon off;"])
@@ -212,6 +213,9 @@ def main():
     ap.add_argument("--api-port", type=int, default=18102)
     ap.add_argument("--nginx-rtmp-port", type=int, default=19373)
     ap.add_argument("--no-reference", action="store_true", help="skip the nginx-rtmp round")
+    ap.add_argument("--max-loss", type=float, default=2.0,
+                    help="a recording that lost more than this at a kill (s) fails the run "
+                         "(the promise: the 1 s flush interval, plus the publisher's own buffering)")
     a = ap.parse_args()
     seed = a.seed if a.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
@@ -315,6 +319,10 @@ def main():
         nginx_work = os.path.join(a.work, "nginx-run")
         os.makedirs(nginx_work, exist_ok=True)
         reference = run_nginx(a, nginx_work, rng.uniform(a.min_secs, a.max_secs))
+    for fmt, values in loss.items():
+        worst = max(values, default=0.0)
+        if worst > a.max_loss:
+            failures.append(f"a {fmt} recording lost {worst:.2f} s at a kill (more than --max-loss {a.max_loss})")
     out = {
         "reference_nginx_rtmp": reference,
         "seed": seed, "streams": a.streams, "rounds": a.rounds, "formats": list(FORMATS),

@@ -60,7 +60,23 @@ pub enum MetaKind {
         /// Wall clock of the open segment's first frame (Unix ms).
         #[serde(default)]
         open_segment_start_ms: Option<u64>,
+        /// A finished segment being stored: noted before it leaves the spool, so a crash
+        /// before the next sidecar write does not drop it from the playlist.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        closing_segment: Option<ClosingSegment>,
     },
+}
+
+/// A finished segment on its way from the spool to its target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClosingSegment {
+    pub path: PathBuf,
+    /// Wall clock of its first frame (Unix ms).
+    pub start_ms: u64,
+    pub duration_ms: u64,
+    pub size: u64,
+    /// Its number in the playlist (the `{Sequence}` of its name).
+    pub sequence: u64,
 }
 
 /// What recovery needs to know of a spool file.
@@ -531,6 +547,7 @@ async fn recover_one(
             segments,
             open_segment,
             open_segment_start_ms,
+            closing_segment,
         } => {
             recover_playlist(
                 target,
@@ -538,6 +555,7 @@ async fn recover_one(
                 &meta,
                 init_object,
                 segments,
+                closing_segment,
                 open_segment.zip(Some(open_segment_start_ms)),
             )
             .await
@@ -777,12 +795,42 @@ async fn recover_torn_segment(
     }))
 }
 
+/// Largest `_N` suffix looked for when finding a segment stored just before a crash.
+const STORED_SEGMENT_CANDIDATES: u32 = 8;
+
+/// Where a segment that left the spool just before a crash was stored: the first candidate of
+/// its name the target has.
+async fn find_stored_segment(
+    target: &dyn Target,
+    meta: &SpoolMeta,
+    closing: &ClosingSegment,
+) -> Result<Option<String>, RecoveryError> {
+    let Some(extension) = meta.format.segment_extension() else {
+        return Ok(None);
+    };
+    let start = from_unix_ms(closing.start_ms);
+    let key = meta.stream_key();
+    let vars = name_vars(&key, meta.start(), start, start, closing.sequence);
+    let name = layout::segment_object(&meta.slice_object_prefix, &vars, extension)?;
+    for n in 0..=STORED_SEGMENT_CANDIDATES {
+        let object = name.candidate(n);
+        match target.read(&object, None).await {
+            Ok(read) if read.size == closing.size => return Ok(Some(object)),
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(None)
+}
+
 async fn recover_playlist(
     target: &dyn Target,
     spool_playlist: &Path,
     meta: &SpoolMeta,
     init_object: Option<String>,
     segments: Vec<MetaSegment>,
+    closing_segment: Option<ClosingSegment>,
     open_segment: Option<(PathBuf, Option<u64>)>,
 ) -> Result<FileRecord, RecoveryError> {
     // Version 1 sidecars knew segments by name and length: their starts follow each other.
@@ -803,6 +851,41 @@ async fn recover_playlist(
             record
         })
         .collect();
+    if let Some(closing) = closing_segment {
+        let exists = {
+            let p = closing.path.clone();
+            blocking(move || Ok(p.exists())).await?
+        };
+        let start = from_unix_ms(closing.start_ms);
+        if exists {
+            // Not stored yet: store it as it is (it is whole).
+            if let Some(segment) = recover_torn_segment(
+                target,
+                spool_playlist,
+                meta,
+                init_object.as_deref(),
+                &closing.path,
+                start,
+                closing.sequence,
+            )
+            .await?
+            {
+                segments.push(segment);
+            }
+        } else {
+            match find_stored_segment(target, meta, &closing).await? {
+                Some(object) => segments.push(SegmentRecord {
+                    object,
+                    start,
+                    duration_ms: closing.duration_ms,
+                    size: closing.size,
+                }),
+                None => tracing::warn!(segment = %closing.path.display(),
+                    "a segment stored just before the crash is not in its bucket; the playlist goes without it"),
+            }
+        }
+        next_start = start + Duration::from_millis(closing.duration_ms);
+    }
     if let Some((path, start_ms)) = open_segment {
         let exists = {
             let p = path.clone();

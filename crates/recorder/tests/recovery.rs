@@ -20,7 +20,9 @@ fn storage(dir: &Path) -> (Storage, Arc<Mutex<Vec<FileRecord>>>) {
     let storage = Storage::new(
         dir,
         Arc::new(move |done: Completed| {
-            let record: FileRecord = serde_json::from_value(done.payload).unwrap();
+            let mut record: FileRecord = serde_json::from_value(done.payload).unwrap();
+            // As the index hook does: the name the target chose.
+            record.object = done.object;
             sink.lock().unwrap().push(record);
             Box::pin(async {})
         }),
@@ -53,6 +55,7 @@ fn playlist_meta(format: Format, init_object: Option<&str>, open_segment: &Path)
             segments: Vec::new(),
             open_segment: Some(open_segment.to_owned()),
             open_segment_start_ms: Some(1_765_000_000_000),
+            closing_segment: None,
         },
     }
 }
@@ -152,4 +155,53 @@ async fn a_torn_segment_proven_empty_is_deleted_and_the_rest_recovered() {
     assert!(!segment.exists());
     assert_eq!(std::fs::read_dir(spool.dir()).unwrap().count(), 0);
     assert!(rows.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_segment_stored_just_before_the_crash_stays_in_the_playlist() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = layout::bucket_root(dir.path(), "default");
+    let spool = Spool::in_root(&root);
+    std::fs::create_dir_all(spool.dir()).unwrap();
+    // The crash came after the finished segment left the spool for its bucket and before the
+    // sidecar listed it: only the closing note knows it.
+    let playlist = spool.new_path("m3u8");
+    std::fs::write(&playlist, b"").unwrap();
+    let gone = spool.new_path("ts");
+    let object = "record/live/s1/1765000000_0.ts";
+    let stored = root.join(object);
+    std::fs::create_dir_all(stored.parent().unwrap()).unwrap();
+    std::fs::write(&stored, vec![0x47u8; 188 * 10]).unwrap();
+    let mut meta = playlist_meta(Format::M3u8, None, &gone);
+    if let MetaKind::Playlist {
+        open_segment,
+        closing_segment,
+        ..
+    } = &mut meta.kind
+    {
+        *open_segment = None;
+        *closing_segment = Some(liverec_recorder::recovery::ClosingSegment {
+            path: gone.clone(),
+            start_ms: 1_765_000_000_000,
+            duration_ms: 6000,
+            size: 188 * 10,
+            sequence: 0,
+        });
+    }
+    write_meta(&playlist, &meta).unwrap();
+
+    let (storage, rows) = storage(dir.path());
+    let summary = recover_all(&storage).await;
+
+    assert_eq!(summary.recovered, 1, "{summary:?}");
+    let rows = rows.lock().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].segments.len(), 1);
+    assert_eq!(rows[0].segments[0].object, object);
+    assert_eq!(rows[0].duration_ms, 6000);
+    let text = std::fs::read_to_string(root.join(&rows[0].object)).unwrap();
+    assert!(
+        text.contains("1765000000_0.ts") && text.contains("#EXT-X-ENDLIST"),
+        "{text}"
+    );
 }

@@ -312,6 +312,7 @@ fn playlist_meta(ctx: &OutputContext, open: &OpenPlaylist) -> SpoolMeta {
             .segment
             .as_ref()
             .map(|s| crate::recovery::unix_ms(s.start_wall)),
+        closing_segment: None,
     };
     SpoolMeta::new(
         ctx,
@@ -376,11 +377,28 @@ async fn close_segment(
     )?;
     let (path, bytes) = seg.spool.finish(Vec::new()).await?;
     open.size += bytes;
+    let duration_ms = u64::try_from(end - seg.start).unwrap_or(0);
+    // Noted before it leaves the spool: a crash between the store and the next sidecar write
+    // must not drop it from the playlist.
+    let mut meta = playlist_meta(ctx, open);
+    if let MetaKind::Playlist {
+        closing_segment, ..
+    } = &mut meta.kind
+    {
+        *closing_segment = Some(crate::recovery::ClosingSegment {
+            path: path.clone(),
+            start_ms: crate::recovery::unix_ms(seg.start_wall),
+            duration_ms,
+            size: bytes,
+            sequence: seg.sequence,
+        });
+    }
+    save_meta(open.spool_playlist.clone(), meta).await?;
     let object = store_part(ctx, &open.spool_playlist, path, name).await?;
     open.segments.push(SegmentRecord {
         object,
         start: seg.start_wall,
-        duration_ms: u64::try_from(end - seg.start).unwrap_or(0),
+        duration_ms,
         size: bytes,
     });
     save_playlist_meta(ctx, open).await?;
