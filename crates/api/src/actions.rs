@@ -3,6 +3,7 @@
 //! this module names them and dispatches on the `Action` string.
 
 mod common;
+pub mod domain_config;
 mod realtime_command;
 mod record_config;
 mod record_index;
@@ -36,6 +37,9 @@ pub enum Action {
     DeleteLiveRecordNotifyConfig,
     DescribeLiveRecordNotifyConfig,
     DescribeLiveRecordNotifyRecords,
+    BatchSetLiveDomainConfigs,
+    DescribeLiveDomainConfigs,
+    BatchDeleteLiveDomainConfigs,
 }
 
 impl Action {
@@ -56,6 +60,9 @@ impl Action {
         Action::DeleteLiveRecordNotifyConfig,
         Action::DescribeLiveRecordNotifyConfig,
         Action::DescribeLiveRecordNotifyRecords,
+        Action::BatchSetLiveDomainConfigs,
+        Action::DescribeLiveDomainConfigs,
+        Action::BatchDeleteLiveDomainConfigs,
     ];
 
     /// The wire name (also the XML root `{name}Response`).
@@ -77,6 +84,9 @@ impl Action {
             Action::DeleteLiveRecordNotifyConfig => "DeleteLiveRecordNotifyConfig",
             Action::DescribeLiveRecordNotifyConfig => "DescribeLiveRecordNotifyConfig",
             Action::DescribeLiveRecordNotifyRecords => "DescribeLiveRecordNotifyRecords",
+            Action::BatchSetLiveDomainConfigs => "BatchSetLiveDomainConfigs",
+            Action::DescribeLiveDomainConfigs => "DescribeLiveDomainConfigs",
+            Action::BatchDeleteLiveDomainConfigs => "BatchDeleteLiveDomainConfigs",
         }
     }
 
@@ -175,6 +185,21 @@ pub async fn dispatch(
         }
         Action::DescribeLiveRecordNotifyRecords => {
             record_notify::DescribeLiveRecordNotifyRecords::parse(params)?
+                .handle(state)
+                .await
+        }
+        Action::BatchSetLiveDomainConfigs => {
+            domain_config::BatchSetLiveDomainConfigs::parse(params)?
+                .handle(state)
+                .await
+        }
+        Action::DescribeLiveDomainConfigs => {
+            domain_config::DescribeLiveDomainConfigs::parse(params)?
+                .handle(state)
+                .await
+        }
+        Action::BatchDeleteLiveDomainConfigs => {
+            domain_config::BatchDeleteLiveDomainConfigs::parse(params)?
                 .handle(state)
                 .await
         }

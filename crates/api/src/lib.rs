@@ -20,6 +20,7 @@ pub mod actions;
 pub mod auth;
 pub mod error;
 mod handler;
+pub mod ingest_auth;
 mod metrics;
 pub mod params;
 pub mod response;

@@ -29,6 +29,7 @@ macro_rules! on_backend {
 }
 
 mod backend;
+mod domain_configs;
 mod domains;
 mod error;
 mod keys;
@@ -42,6 +43,7 @@ mod secrets;
 mod streams;
 mod uploads;
 
+pub use domain_configs::DomainConfigRow;
 pub use error::{CatalogError, Result};
 pub use notify_configs::NotifyConfigRow;
 pub use notify_events::{

@@ -1,8 +1,12 @@
 //! The RTMP session handler: turns an accepted publish into a hub publisher and FLV tag
 //! bodies into frames.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
+use liverec_api::actions::domain_config::{ALIAUTH, auth_keys, stored_args};
+use liverec_api::ingest_auth::{self, AuthKeys};
+use liverec_catalog::Catalog;
 use liverec_hub::{Hub, HubError, Publisher, StreamKey, validate_domain, validate_name};
 use liverec_media::flv::{AudioTag, FlvError, VideoTag, parse_audio_tag, parse_video_tag};
 use liverec_media::{CodecConfig, TrackKind};
@@ -47,9 +51,60 @@ fn tc_url_host(tc_url: &str) -> Option<&str> {
     Some(host.split(':').next().unwrap_or(host))
 }
 
+/// Signed publish URLs (docs/API.md "Ingest URL signing"): a domain's `aliauth` function is read
+/// from the catalog at each publish, so API changes apply at once. The last keys seen per domain
+/// are kept for when the database cannot be read (only domains that have keys: bounded by what
+/// the API configured).
+pub struct PublishAuth {
+    catalog: Catalog,
+    last: Mutex<HashMap<String, AuthKeys>>,
+}
+
+impl PublishAuth {
+    pub fn new(catalog: Catalog) -> Self {
+        Self {
+            catalog,
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The domain's keys, `None` when its publishes need no signature.
+    async fn keys(&self, domain: &str) -> Result<Option<AuthKeys>, String> {
+        let row = match self.catalog.domain_config(domain, ALIAUTH).await {
+            Ok(row) => row,
+            Err(err) => {
+                let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+                return match last.get(domain) {
+                    Some(keys) => Ok(Some(keys.clone())),
+                    // Unknown: it may need signing, so nothing is let through unchecked.
+                    None => Err(format!(
+                        "cannot read the domain's URL signing settings: {err}"
+                    )),
+                };
+            }
+        };
+        let keys = match row {
+            None => None,
+            Some(row) => auth_keys(&stored_args(&row))
+                .map_err(|_| "the domain's aliauth settings are invalid".to_owned())?,
+        };
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        match &keys {
+            Some(k) => {
+                last.insert(domain.to_owned(), k.clone());
+            }
+            None => {
+                last.remove(domain);
+            }
+        }
+        Ok(keys)
+    }
+}
+
 pub struct Ingest {
     hub: Hub,
     domains: Arc<DomainPolicy>,
+    auth: Arc<PublishAuth>,
     /// Streams that started publishing, for the catalog's record of streams seen (a bounded
     /// queue: a busy database costs a missed note, never a stalled publish).
     published: mpsc::Sender<StreamKey>,
@@ -61,10 +116,16 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    pub fn new(hub: Hub, domains: Arc<DomainPolicy>, published: mpsc::Sender<StreamKey>) -> Self {
+    pub fn new(
+        hub: Hub,
+        domains: Arc<DomainPolicy>,
+        auth: Arc<PublishAuth>,
+        published: mpsc::Sender<StreamKey>,
+    ) -> Self {
         Self {
             hub,
             domains,
+            auth,
             published,
             publisher: None,
             key: None,
@@ -114,6 +175,29 @@ impl SessionHandler for Ingest {
         validate_name("app name", &req.app).map_err(|e| Refusal::bad_name(e.to_string()))?;
         validate_name("stream name", &req.stream_name)
             .map_err(|e| Refusal::bad_name(e.to_string()))?;
+        match self.auth.keys(&domain).await {
+            Ok(None) => {}
+            Ok(Some(keys)) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                if let Err(refusal) = ingest_auth::check(
+                    &req.app,
+                    &req.stream_name,
+                    req.query_value("auth_key"),
+                    &keys,
+                    now,
+                ) {
+                    tracing::warn!(%domain, app = %req.app, stream = %req.stream_name, peer = %req.peer,
+                        reason = %refusal, "publish refused: URL signing");
+                    return Err(Refusal::new(Refusal::REJECTED, refusal.to_string()));
+                }
+            }
+            Err(reason) => {
+                tracing::warn!(%domain, peer = %req.peer, %reason, "publish refused: URL signing cannot be checked now");
+                return Err(Refusal::new(Refusal::FAILED, reason));
+            }
+        }
         let key = StreamKey {
             domain,
             app: req.app.clone(),

@@ -435,9 +435,17 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
         strict: settings.api.strict_domains,
     });
     let rtmp_cancel = CancellationToken::new();
+    let publish_auth = Arc::new(crate::ingest::PublishAuth::new(catalog.clone()));
     let make_handler = {
         let hub = hub.clone();
-        move |_peer| Ingest::new(hub.clone(), domains.clone(), published_tx.clone())
+        move |_peer| {
+            Ingest::new(
+                hub.clone(),
+                domains.clone(),
+                publish_auth.clone(),
+                published_tx.clone(),
+            )
+        }
     };
     let workers = MediaWorkers::start(settings.ingest.threads)?;
     let rtmp = tokio::spawn(liverec_rtmp::serve_on(

@@ -45,6 +45,9 @@ impl Refusal {
     pub const BAD_NAME: &'static str = "NetStream.Publish.BadName";
     /// Not allowed (authentication, domain).
     pub const DENIED: &'static str = "NetStream.Publish.Denied";
+    /// The publish URL's signature is missing, malformed, expired or wrong, or the stream is
+    /// forbidden (Alibaba's code for both).
+    pub const REJECTED: &'static str = "NetStream.Publish.Rejected";
     /// Generic failure (server overloaded, shutting down).
     pub const FAILED: &'static str = "NetStream.Publish.Failed";
 
