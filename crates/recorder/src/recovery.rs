@@ -851,6 +851,7 @@ async fn recover_playlist(
             record
         })
         .collect();
+    let committed = segments.len();
     if let Some(closing) = closing_segment {
         let exists = {
             let p = closing.path.clone();
@@ -919,6 +920,20 @@ async fn recover_playlist(
     }
     if segments.is_empty() {
         return Err(RecoveryError::Empty);
+    }
+    if segments.len() != committed {
+        // The segments recovered now have left the spool: note them before the playlist is
+        // stored, so a retry after a failure below still finds them.
+        let mut progress = meta.clone();
+        progress.kind = MetaKind::Playlist {
+            init_object: init_object.clone(),
+            segments: segments.iter().cloned().map(MetaSegment::Stored).collect(),
+            open_segment: None,
+            open_segment_start_ms: None,
+            closing_segment: None,
+        };
+        let path = spool_playlist.to_owned();
+        blocking(move || Ok(write_meta(&path, &progress)?)).await?;
     }
     let duration_ms: u64 = segments.iter().map(|s| s.duration_ms).sum();
     let name = meta.object_name(duration_ms)?;

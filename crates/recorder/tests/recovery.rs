@@ -205,3 +205,54 @@ async fn a_segment_stored_just_before_the_crash_stays_in_the_playlist() {
         "{text}"
     );
 }
+
+/// A TS packet starting a video PES with timestamp `pts` (90 kHz).
+fn pes_packet(pts: u64) -> Vec<u8> {
+    let mut p = vec![0x47, 0x41, 0x00, 0x10, 0, 0, 1, 0xe0, 0, 0, 0x80, 0x80, 5];
+    p.extend_from_slice(&[
+        0x21 | (((pts >> 30) & 7) << 1) as u8,
+        (pts >> 22) as u8,
+        (((pts >> 15) & 0x7f) << 1) as u8 | 1,
+        (pts >> 7) as u8,
+        ((pts & 0x7f) << 1) as u8 | 1,
+    ]);
+    p.resize(188, 0xff);
+    p
+}
+
+#[tokio::test]
+async fn a_recovery_that_fails_after_storing_a_segment_keeps_it_for_the_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = layout::bucket_root(dir.path(), "default");
+    let spool = Spool::in_root(&root);
+    std::fs::create_dir_all(spool.dir()).unwrap();
+    let playlist = spool.new_path("m3u8");
+    std::fs::write(&playlist, b"").unwrap();
+    let segment = spool.new_path("ts");
+    let mut ts = pes_packet(0);
+    ts.extend(pes_packet(180_000));
+    std::fs::write(&segment, &ts).unwrap();
+    let mut meta = playlist_meta(Format::M3u8, None, &segment);
+    meta.slice_object_prefix = "slices/{AppName}/{StreamName}/{UnixTimestamp}_{Sequence}".into();
+    write_meta(&playlist, &meta).unwrap();
+    // The playlist cannot be stored (its directory is a file): the segment can.
+    std::fs::write(root.join("record"), b"in the way").unwrap();
+
+    let (storage, rows) = storage(dir.path());
+    let first = recover_all(&storage).await;
+    assert_eq!(first.left, 1, "{first:?}");
+    assert!(!segment.exists(), "the segment was stored");
+
+    std::fs::remove_file(root.join("record")).unwrap();
+    let second = recover_all(&storage).await;
+    assert_eq!(second.recovered, 1, "{second:?}");
+    let rows = rows.lock().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0].segments.len(),
+        1,
+        "the segment stored by the first pass is kept"
+    );
+    assert_eq!(rows[0].duration_ms, 2000);
+    assert!(root.join(&rows[0].segments[0].object).exists());
+}
