@@ -18,6 +18,7 @@ use crate::error::RtmpError;
 use crate::handler::SessionHandler;
 use crate::handshake::Handshake;
 use crate::limits::Limits;
+use crate::logsafe::clipped;
 use crate::pace::Pace;
 use crate::session::{Session, SessionEvent};
 
@@ -267,16 +268,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                     };
                     match decision {
                         Ok(()) => {
-                            info!(app = %req.app, stream = %req.stream_name, "publish started");
+                            info!(app = %clipped(&req.app), stream = %clipped(&req.stream_name), "publish started");
                             self.session.accept_publish();
                             self.published = true;
                         }
                         Err(refusal) => {
                             info!(
-                                app = %req.app,
-                                stream = %req.stream_name,
+                                app = %clipped(&req.app),
+                                stream = %clipped(&req.stream_name),
                                 code = refusal.code,
-                                reason = %refusal.description,
+                                reason = %clipped(&refusal.description),
                                 "publish refused"
                             );
                             self.session.refuse_publish(&refusal);

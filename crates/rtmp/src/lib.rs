@@ -50,6 +50,7 @@ pub mod handler;
 pub mod handshake;
 mod limits;
 mod listener;
+pub mod logsafe;
 pub mod message;
 mod pace;
 pub mod session;

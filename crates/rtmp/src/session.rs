@@ -397,8 +397,8 @@ impl Session {
             .map(|n| n as u32);
 
         debug!(
-            %app,
-            tc_url = tc_url.as_deref().unwrap_or_default(),
+            app = %crate::logsafe::clipped(&app),
+            tc_url = %crate::logsafe::clipped(tc_url.as_deref().unwrap_or_default()),
             object_encoding,
             caps_ex = caps_ex.unwrap_or(0),
             four_cc_list = ?obj.get("fourCcList"),
