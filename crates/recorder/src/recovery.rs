@@ -711,10 +711,34 @@ fn ts_duration(file: &mut File, len: u64) -> io::Result<f64> {
 
 /// How much of a torn segment to keep (bytes, milliseconds), or `None` if nothing decodes.
 /// Blocking.
+/// Offset of the last TS packet that starts a PES in the first `len` bytes, if any.
+fn last_pes_start(file: &mut File, len: u64) -> io::Result<Option<u64>> {
+    let mut packet = [0u8; TS_PACKET as usize];
+    file.seek(SeekFrom::Start(0))?;
+    let (mut read, mut last) = (0, None);
+    while read + TS_PACKET <= len {
+        file.read_exact(&mut packet)?;
+        if packet[0] == 0x47 && packet[1] & 0x40 != 0 {
+            let mut p = 4usize;
+            if packet[3] & 0x20 != 0 {
+                p += 1 + usize::from(packet[4]);
+            }
+            if packet.get(p..p + 3) == Some(&[0, 0, 1]) {
+                last = Some(read);
+            }
+        }
+        read += TS_PACKET;
+    }
+    Ok(last)
+}
+
+/// How much of a segment to keep. `torn`: the writer was cut off, so its last PES may be
+/// incomplete (a write that ran out of space stops mid-frame) and is dropped.
 fn torn_segment(
     format: Format,
     init: Option<Vec<u8>>,
     path: &Path,
+    torn: bool,
 ) -> Result<Option<(u64, u64)>, RecoveryError> {
     let mut file = File::open(path)?;
     match format {
@@ -727,7 +751,10 @@ fn torn_segment(
                 .then_some((found.valid_len, found.duration_ms)))
         }
         Format::M3u8 => {
-            let len = file.seek(SeekFrom::End(0))? / TS_PACKET * TS_PACKET;
+            let mut len = file.seek(SeekFrom::End(0))? / TS_PACKET * TS_PACKET;
+            if torn {
+                len = last_pes_start(&mut file, len)?.unwrap_or(0);
+            }
             let duration = ts_duration(&mut file, len)?;
             Ok((duration > 0.0).then_some((len, (duration * 1000.0).round() as u64)))
         }
@@ -735,13 +762,17 @@ fn torn_segment(
     }
 }
 
-/// Keeps what decodes of a torn segment and stores it; `None` if nothing did.
+/// Keeps what decodes of a segment left in the spool (`torn`: cut off while being written) and
+/// stores it; `None` if nothing did.
+#[allow(clippy::too_many_arguments)]
 async fn recover_torn_segment(
     target: &dyn Target,
     spool_playlist: &Path,
     meta: &SpoolMeta,
     init_object: Option<&str>,
+    committed: &[SegmentRecord],
     path: &Path,
+    torn: bool,
     start: SystemTime,
     sequence: u64,
 ) -> Result<Option<SegmentRecord>, RecoveryError> {
@@ -753,7 +784,7 @@ async fn recover_torn_segment(
     };
     let (p, format) = (path.to_owned(), meta.format);
     let kept = blocking(move || {
-        let kept = torn_segment(format, init, &p)?;
+        let kept = torn_segment(format, init, &p, torn)?;
         match kept {
             Some((len, _)) => {
                 let file = File::options().write(true).open(&p)?;
@@ -779,6 +810,24 @@ async fn recover_torn_segment(
         )))
     })?;
     let name = layout::segment_object(&meta.slice_object_prefix, &vars, extension)?;
+    // Noted before it leaves the spool, as a live segment is: a failure after the store (a
+    // full disk) leaves a sidecar that still finds it.
+    let mut progress = meta.clone();
+    progress.kind = MetaKind::Playlist {
+        init_object: init_object.map(str::to_owned),
+        segments: committed.iter().cloned().map(MetaSegment::Stored).collect(),
+        open_segment: None,
+        open_segment_start_ms: None,
+        closing_segment: Some(ClosingSegment {
+            path: path.to_owned(),
+            start_ms: unix_ms(start),
+            duration_ms,
+            size,
+            sequence,
+        }),
+    };
+    let sidecar_of = spool_playlist.to_owned();
+    blocking(move || Ok(write_meta(&sidecar_of, &progress)?)).await?;
     let object = target
         .store(StoreRequest {
             spool_file: path.to_owned(),
@@ -865,7 +914,9 @@ async fn recover_playlist(
                 spool_playlist,
                 meta,
                 init_object.as_deref(),
+                &segments,
                 &closing.path,
+                false,
                 start,
                 closing.sequence,
             )
@@ -899,7 +950,9 @@ async fn recover_playlist(
                 spool_playlist,
                 meta,
                 init_object.as_deref(),
+                &segments,
                 &path,
+                true,
                 start,
                 segments.len() as u64,
             )

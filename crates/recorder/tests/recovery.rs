@@ -229,7 +229,9 @@ async fn a_recovery_that_fails_after_storing_a_segment_keeps_it_for_the_retry() 
     let playlist = spool.new_path("m3u8");
     std::fs::write(&playlist, b"").unwrap();
     let segment = spool.new_path("ts");
+    // Three frames a second apart; the last, maybe cut off mid-write, is dropped.
     let mut ts = pes_packet(0);
+    ts.extend(pes_packet(90_000));
     ts.extend(pes_packet(180_000));
     std::fs::write(&segment, &ts).unwrap();
     let mut meta = playlist_meta(Format::M3u8, None, &segment);
@@ -253,6 +255,7 @@ async fn a_recovery_that_fails_after_storing_a_segment_keeps_it_for_the_retry() 
         1,
         "the segment stored by the first pass is kept"
     );
-    assert_eq!(rows[0].duration_ms, 2000);
+    assert_eq!(rows[0].duration_ms, 1000);
+    assert_eq!(rows[0].segments[0].size, 2 * 188);
     assert!(root.join(&rows[0].segments[0].object).exists());
 }
