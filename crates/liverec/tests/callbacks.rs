@@ -288,28 +288,6 @@ fn a_dead_receiver_of_one_domain_does_not_hold_up_another() {
     assert!(!rows.is_empty());
 }
 
-/// The status callbacks (event name → bodies) received so far for `stream`, in arrival order.
-fn status_events(receiver: &Receiver, stream: &str) -> Vec<(String, serde_json::Value)> {
-    receiver
-        .callbacks()
-        .iter()
-        .filter(|r| r.status == 200)
-        .map(|r| r.json())
-        .filter(|b| b["stream"] == stream && b.get("event").is_some())
-        .map(|b| (b["event"].as_str().unwrap_or_default().to_owned(), b))
-        .collect()
-}
-
-fn wait_for_status(receiver: &Receiver, stream: &str, event: &str, count: usize) {
-    receiver.wait_until(T, event, |_| {
-        status_events(receiver, stream)
-            .iter()
-            .filter(|(e, _)| e == event)
-            .count()
-            >= count
-    });
-}
-
 #[test]
 fn status_callbacks_follow_the_recording_and_report_lost_data() {
     let receiver = Receiver::start(Behaviour::default());
@@ -333,24 +311,24 @@ fn status_callbacks_follow_the_recording_and_report_lost_data() {
     };
     let asset = asset("h264_aac.flv");
     let mut ffmpeg = publish_child(Path::new("ffmpeg"), &asset, &server.url("live", "st"), &[]);
-    wait_for_status(&receiver, "st", "record_started", 1);
+    receiver.wait_for_status(T, "st", "record_started", 1);
     command("stop");
-    wait_for_status(&receiver, "st", "record_paused", 1);
+    receiver.wait_for_status(T, "st", "record_paused", 1);
     command("start");
-    wait_for_status(&receiver, "st", "record_resumed", 1);
+    receiver.wait_for_status(T, "st", "record_resumed", 1);
 
     // The spool becomes unusable: the next file (MP4 cut every 3 s) cannot open, and the
     // recording loses data until the spool is back.
     let bucket = server.data_dir().join("buckets/default");
     std::fs::rename(bucket.join(".spool"), bucket.join(".spool-away")).unwrap();
     std::fs::write(bucket.join(".spool"), b"not a directory").unwrap();
-    wait_for_status(&receiver, "st", "record_error", 1);
+    receiver.wait_for_status(T, "st", "record_error", 1);
     std::fs::remove_file(bucket.join(".spool")).unwrap();
     std::fs::rename(bucket.join(".spool-away"), bucket.join(".spool")).unwrap();
 
     assert!(ffmpeg.wait().unwrap().success());
-    wait_for_status(&receiver, "st", "record_paused", 2);
-    let events = status_events(&receiver, "st");
+    receiver.wait_for_status(T, "st", "record_paused", 2);
+    let events = receiver.status_events("st");
     let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
     assert_eq!(
         names,

@@ -86,25 +86,6 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn status_events(receiver: &Receiver, stream: &str) -> Vec<(String, serde_json::Value)> {
-    receiver
-        .callbacks()
-        .iter()
-        .filter(|r| r.status == 200)
-        .map(|r| r.json())
-        .filter(|b| b["stream"] == stream && b.get("event").is_some())
-        .map(|b| (b["event"].as_str().unwrap_or_default().to_owned(), b))
-        .collect()
-}
-
-fn wait_for_status(receiver: &Receiver, stream: &str, event: &str) {
-    receiver.wait_until(T, event, |_| {
-        status_events(receiver, stream)
-            .iter()
-            .any(|(e, _)| e == event)
-    });
-}
-
 /// Bytes in a spool directory's files.
 fn spool_bytes(spool: &Path) -> u64 {
     let mut files = vec![];
@@ -184,13 +165,13 @@ fn a_full_disk_gives_a_counted_gap_and_recording_resumes_when_space_returns() {
         &server.url("live", "other"),
         &loop_input,
     );
-    wait_for_status(&receiver, "s", "record_started");
+    receiver.wait_for_status(T, "s", "record_started", 1);
     std::thread::sleep(Duration::from_secs(3));
 
     // The disk fills up.
     let filler = disk.fill();
     let full_at = Instant::now();
-    wait_for_status(&receiver, "s", "record_error");
+    receiver.wait_for_status(T, "s", "record_error", 1);
     let failure = server.wait_for_log("write failed", T);
     assert!(failure.contains("tight/s"), "{failure}");
     // The rest goes on: the API answers, the other stream's spool keeps growing.
@@ -223,7 +204,8 @@ fn a_full_disk_gives_a_counted_gap_and_recording_resumes_when_space_returns() {
     assert!(server.terminate(T), "exits cleanly");
 
     // It stayed recording: no pause until the publisher went away.
-    let events: Vec<String> = status_events(&receiver, "s")
+    let events: Vec<String> = receiver
+        .status_events("s")
         .into_iter()
         .map(|(e, _)| e)
         .collect();
@@ -233,7 +215,8 @@ fn a_full_disk_gives_a_counted_gap_and_recording_resumes_when_space_returns() {
         first_pause.is_none_or(|p| p > first_error),
         "a full disk is not a pause: {events:?}"
     );
-    let errors = status_events(&receiver, "s")
+    let errors = receiver
+        .status_events("s")
         .into_iter()
         .filter(|(e, _)| e == "record_error")
         .map(|(_, b)| b["description"].as_str().unwrap_or_default().to_owned())

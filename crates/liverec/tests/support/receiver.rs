@@ -169,6 +169,29 @@ impl Receiver {
     }
 
     /// Waits until `done` holds for what was received; panics after `timeout`.
+    /// The status callbacks (event name → body) delivered so far for `stream`, in arrival
+    /// order.
+    pub fn status_events(&self, stream: &str) -> Vec<(String, serde_json::Value)> {
+        self.callbacks()
+            .iter()
+            .filter(|r| r.status == 200)
+            .map(|r| r.json())
+            .filter(|b| b["stream"] == stream && b.get("event").is_some())
+            .map(|b| (b["event"].as_str().unwrap_or_default().to_owned(), b))
+            .collect()
+    }
+
+    /// Waits until `count` status callbacks `event` of `stream` were delivered.
+    pub fn wait_for_status(&self, timeout: Duration, stream: &str, event: &str, count: usize) {
+        self.wait_until(timeout, event, |_| {
+            self.status_events(stream)
+                .iter()
+                .filter(|(e, _)| e == event)
+                .count()
+                >= count
+        });
+    }
+
     pub fn wait_until(
         &self,
         timeout: Duration,
