@@ -319,7 +319,20 @@ fn status_callbacks_follow_the_recording_and_report_lost_data() {
 
     // The spool becomes unusable: the next file (MP4 cut every 3 s) cannot open, and the
     // recording loses data until the spool is back.
+    // The resumed recording opens its file in the spool at its first keyframe: wait for it
+    // (the spool directory is made by the first file, which can be after "record_resumed").
     let bucket = server.data_dir().join("buckets/default");
+    let deadline = std::time::Instant::now() + T;
+    while !std::fs::read_dir(bucket.join(".spool"))
+        .map(|mut entries| entries.next().is_some())
+        .unwrap_or(false)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no file in the spool within {T:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     std::fs::rename(bucket.join(".spool"), bucket.join(".spool-away")).unwrap();
     std::fs::write(bucket.join(".spool"), b"not a directory").unwrap();
     receiver.wait_for_status(T, "st", "record_error", 1);
