@@ -8,6 +8,10 @@ import warnings
 import xml.etree.ElementTree as ET
 
 from aliyunsdklive.request.v20161101.AddLiveAppRecordConfigRequest import AddLiveAppRecordConfigRequest
+from aliyunsdklive.request.v20161101.BatchSetLiveDomainConfigsRequest import BatchSetLiveDomainConfigsRequest
+from aliyunsdklive.request.v20161101.DescribeLiveDomainConfigsRequest import DescribeLiveDomainConfigsRequest
+from aliyunsdklive.request.v20161101.DescribeLiveStreamsBlockListRequest import DescribeLiveStreamsBlockListRequest
+from aliyunsdklive.request.v20161101.ForbidLiveStreamRequest import ForbidLiveStreamRequest
 from aliyunsdklive.request.v20161101.DescribeLiveRecordConfigRequest import DescribeLiveRecordConfigRequest
 from aliyunsdklive.request.v20161101.RealTimeRecordCommandRequest import RealTimeRecordCommandRequest
 
@@ -176,3 +180,34 @@ def test_legacy_format_xml(server):
     assert record is not None, body
     assert (record.findtext("AppName"), record.findtext("OnDemond"), record.findtext("DelayTime")) == (APP, "7", "30")
     assert record.findtext("RecordFormatList/RecordFormat/Format") == "mp4", body
+
+
+def test_legacy_domain_configs_and_block_list(server):
+    """The older SDK sends every parameter in a form body: aliauth and the block list work
+    the same through it."""
+    client = server.legacy_client()
+    req = server.legacy_request(BatchSetLiveDomainConfigsRequest)
+    req.set_DomainNames(DOMAIN)
+    req.set_Functions(json.dumps([{"functionName": "aliauth", "functionArgs": [
+        {"argName": "auth_type", "argValue": "type_a"},
+        {"argName": "auth_key1", "argValue": "legacyKey123"}]}]))
+    run(client, req)
+    req = server.legacy_request(DescribeLiveDomainConfigsRequest)
+    req.set_DomainName(DOMAIN)
+    req.set_FunctionNames("aliauth")
+    [config] = run(client, req)["DomainConfigs"]["DomainConfig"]
+    args = {a["ArgName"]: a["ArgValue"] for a in config["FunctionArgs"]["FunctionArg"]}
+    assert args == {"auth_type": "type_a", "auth_key1": "legacyKey123"}, config
+
+    req = server.legacy_request(ForbidLiveStreamRequest)
+    req.set_DomainName(DOMAIN)
+    req.set_AppName(APP)
+    req.set_StreamName(STREAM)
+    req.set_LiveStreamType("publisher")
+    req.set_ResumeTime("2031-01-01T00:00:00Z")
+    run(client, req)
+    req = server.legacy_request(DescribeLiveStreamsBlockListRequest)
+    req.set_DomainName(DOMAIN)
+    body = run(client, req)
+    assert body["StreamUrls"]["StreamUrl"] == [f"{DOMAIN}/{APP}/{STREAM}"], body
+    assert body["TotalNum"] == 1, body

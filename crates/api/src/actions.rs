@@ -1,6 +1,7 @@
-//! The actions, one file per family. Each action is a request struct with
+//! The actions, one file per family. Each action is a request struct named after it, with
 //! `parse(&Params) -> Result<Self, ApiError>` and `handle(self, &ApiState) -> Result<Reply, _>`;
-//! this module names them and dispatches on the `Action` string.
+//! this module registers them (one line each in `actions!`) and dispatches on the `Action`
+//! string.
 
 mod common;
 pub mod domain_config;
@@ -8,7 +9,10 @@ mod realtime_command;
 mod record_config;
 mod record_index;
 mod record_notify;
+mod stream_control;
 mod streams;
+
+pub use common::format_unix_ms;
 
 use crate::ApiState;
 use crate::error::ApiError;
@@ -18,78 +22,68 @@ use crate::response::Object;
 /// An action's fields besides `RequestId`.
 pub type Reply = Object;
 
-/// The actions liverec answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Action {
-    RealTimeRecordCommand,
-    AddLiveAppRecordConfig,
-    UpdateLiveAppRecordConfig,
-    DeleteLiveAppRecordConfig,
-    DescribeLiveRecordConfig,
-    DescribeLiveStreamsOnlineList,
-    DescribeLiveStreamRecordIndexFiles,
-    DescribeLiveStreamRecordIndexFile,
-    DescribeLiveStreamRecordContent,
-    CreateLiveStreamRecordIndexFiles,
-    DeleteLiveStreamRecordIndexFiles,
-    AddLiveRecordNotifyConfig,
-    UpdateLiveRecordNotifyConfig,
-    DeleteLiveRecordNotifyConfig,
-    DescribeLiveRecordNotifyConfig,
-    DescribeLiveRecordNotifyRecords,
-    BatchSetLiveDomainConfigs,
-    DescribeLiveDomainConfigs,
-    BatchDeleteLiveDomainConfigs,
+/// Declares every action once: its wire name (the variant's name, also the XML root
+/// `{name}Response`) and the module whose request struct of that name parses and runs it.
+/// Adding an action is one line here.
+macro_rules! actions {
+    ($($action:ident => $module:ident,)*) => {
+        /// The actions liverec answers.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Action {
+            $($action,)*
+        }
+
+        impl Action {
+            pub const ALL: &'static [Action] = &[$(Action::$action,)*];
+
+            /// The wire name (also the XML root `{name}Response`).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Action::$action => stringify!($action),)*
+                }
+            }
+        }
+
+        /// Parses the action's parameters and runs it.
+        pub async fn dispatch(
+            action: Action,
+            params: &Params,
+            state: &ApiState,
+        ) -> Result<Reply, ApiError> {
+            match action {
+                $(Action::$action => $module::$action::parse(params)?.handle(state).await,)*
+            }
+        }
+    };
+}
+
+actions! {
+    RealTimeRecordCommand => realtime_command,
+    AddLiveAppRecordConfig => record_config,
+    UpdateLiveAppRecordConfig => record_config,
+    DeleteLiveAppRecordConfig => record_config,
+    DescribeLiveRecordConfig => record_config,
+    DescribeLiveStreamsOnlineList => streams,
+    DescribeLiveStreamsPublishList => streams,
+    ForbidLiveStream => stream_control,
+    ResumeLiveStream => stream_control,
+    DescribeLiveStreamsBlockList => stream_control,
+    DescribeLiveStreamRecordIndexFiles => record_index,
+    DescribeLiveStreamRecordIndexFile => record_index,
+    DescribeLiveStreamRecordContent => record_index,
+    CreateLiveStreamRecordIndexFiles => record_index,
+    DeleteLiveStreamRecordIndexFiles => record_index,
+    AddLiveRecordNotifyConfig => record_notify,
+    UpdateLiveRecordNotifyConfig => record_notify,
+    DeleteLiveRecordNotifyConfig => record_notify,
+    DescribeLiveRecordNotifyConfig => record_notify,
+    DescribeLiveRecordNotifyRecords => record_notify,
+    BatchSetLiveDomainConfigs => domain_config,
+    DescribeLiveDomainConfigs => domain_config,
+    BatchDeleteLiveDomainConfigs => domain_config,
 }
 
 impl Action {
-    pub const ALL: &'static [Action] = &[
-        Action::RealTimeRecordCommand,
-        Action::AddLiveAppRecordConfig,
-        Action::UpdateLiveAppRecordConfig,
-        Action::DeleteLiveAppRecordConfig,
-        Action::DescribeLiveRecordConfig,
-        Action::DescribeLiveStreamsOnlineList,
-        Action::DescribeLiveStreamRecordIndexFiles,
-        Action::DescribeLiveStreamRecordIndexFile,
-        Action::DescribeLiveStreamRecordContent,
-        Action::CreateLiveStreamRecordIndexFiles,
-        Action::DeleteLiveStreamRecordIndexFiles,
-        Action::AddLiveRecordNotifyConfig,
-        Action::UpdateLiveRecordNotifyConfig,
-        Action::DeleteLiveRecordNotifyConfig,
-        Action::DescribeLiveRecordNotifyConfig,
-        Action::DescribeLiveRecordNotifyRecords,
-        Action::BatchSetLiveDomainConfigs,
-        Action::DescribeLiveDomainConfigs,
-        Action::BatchDeleteLiveDomainConfigs,
-    ];
-
-    /// The wire name (also the XML root `{name}Response`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Action::RealTimeRecordCommand => "RealTimeRecordCommand",
-            Action::AddLiveAppRecordConfig => "AddLiveAppRecordConfig",
-            Action::UpdateLiveAppRecordConfig => "UpdateLiveAppRecordConfig",
-            Action::DeleteLiveAppRecordConfig => "DeleteLiveAppRecordConfig",
-            Action::DescribeLiveRecordConfig => "DescribeLiveRecordConfig",
-            Action::DescribeLiveStreamsOnlineList => "DescribeLiveStreamsOnlineList",
-            Action::DescribeLiveStreamRecordIndexFiles => "DescribeLiveStreamRecordIndexFiles",
-            Action::DescribeLiveStreamRecordIndexFile => "DescribeLiveStreamRecordIndexFile",
-            Action::DescribeLiveStreamRecordContent => "DescribeLiveStreamRecordContent",
-            Action::CreateLiveStreamRecordIndexFiles => "CreateLiveStreamRecordIndexFiles",
-            Action::DeleteLiveStreamRecordIndexFiles => "DeleteLiveStreamRecordIndexFiles",
-            Action::AddLiveRecordNotifyConfig => "AddLiveRecordNotifyConfig",
-            Action::UpdateLiveRecordNotifyConfig => "UpdateLiveRecordNotifyConfig",
-            Action::DeleteLiveRecordNotifyConfig => "DeleteLiveRecordNotifyConfig",
-            Action::DescribeLiveRecordNotifyConfig => "DescribeLiveRecordNotifyConfig",
-            Action::DescribeLiveRecordNotifyRecords => "DescribeLiveRecordNotifyRecords",
-            Action::BatchSetLiveDomainConfigs => "BatchSetLiveDomainConfigs",
-            Action::DescribeLiveDomainConfigs => "DescribeLiveDomainConfigs",
-            Action::BatchDeleteLiveDomainConfigs => "BatchDeleteLiveDomainConfigs",
-        }
-    }
-
     /// Exact, case-sensitive match, as Alibaba's gateway does.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|a| a.name() == name)
@@ -98,111 +92,6 @@ impl Action {
     /// Every wire name, for the throttle.
     pub fn names() -> Vec<&'static str> {
         Self::ALL.iter().map(|a| a.name()).collect()
-    }
-}
-
-/// Parses the action's parameters and runs it.
-pub async fn dispatch(
-    action: Action,
-    params: &Params,
-    state: &ApiState,
-) -> Result<Reply, ApiError> {
-    match action {
-        Action::RealTimeRecordCommand => {
-            realtime_command::RealTimeRecordCommand::parse(params)?
-                .handle(state)
-                .await
-        }
-        Action::AddLiveAppRecordConfig => {
-            record_config::AddLiveAppRecordConfig::parse(params)?
-                .handle(state)
-                .await
-        }
-        Action::UpdateLiveAppRecordConfig => {
-            record_config::UpdateLiveAppRecordConfig::parse(params)?
-                .handle(state)
-                .await
-        }
-        Action::DeleteLiveAppRecordConfig => {
-            record_config::DeleteLiveAppRecordConfig::parse(params)?
-                .handle(state)
-                .await
-        }
-        Action::DescribeLiveRecordConfig => {
-            record_config::DescribeLiveRecordConfig::parse(params)?
-                .handle(state)
-                .await
-        }
-        Action::DescribeLiveStreamsOnlineList => {
-            streams::DescribeLiveStreamsOnlineList::parse(params)?
-                .handle(state)
-                .await
-        }
-        Action::DescribeLiveStreamRecordIndexFiles => {
-            record_index::DescribeLiveStreamRecordIndexFiles::parse(params)?
-                .handle(state)
-                .await
-        }
-        Action::DescribeLiveStreamRecordIndexFile => {
-            record_index::DescribeLiveStreamRecordIndexFile::parse(params)?
-                .handle(state)
-                .await
-        }
-        Action::DescribeLiveStreamRecordContent => {
-            record_index::DescribeLiveStreamRecordContent::parse(params)?
-                .handle(state)
-                .await
-        }
-        Action::CreateLiveStreamRecordIndexFiles => {
-            record_index::CreateLiveStreamRecordIndexFiles::parse(params)?
-                .handle(state)
-                .await
-        }
-        Action::DeleteLiveStreamRecordIndexFiles => {
-            record_index::DeleteLiveStreamRecordIndexFiles::parse(params)?
-                .handle(state)
-                .await
-        }
-        Action::AddLiveRecordNotifyConfig => {
-            record_notify::AddLiveRecordNotifyConfig::parse(params)?
-                .handle(state)
-                .await
-        }
-        Action::UpdateLiveRecordNotifyConfig => {
-            record_notify::UpdateLiveRecordNotifyConfig::parse(params)?
-                .handle(state)
-                .await
-        }
-        Action::DeleteLiveRecordNotifyConfig => {
-            record_notify::DeleteLiveRecordNotifyConfig::parse(params)?
-                .handle(state)
-                .await
-        }
-        Action::DescribeLiveRecordNotifyConfig => {
-            record_notify::DescribeLiveRecordNotifyConfig::parse(params)?
-                .handle(state)
-                .await
-        }
-        Action::DescribeLiveRecordNotifyRecords => {
-            record_notify::DescribeLiveRecordNotifyRecords::parse(params)?
-                .handle(state)
-                .await
-        }
-        Action::BatchSetLiveDomainConfigs => {
-            domain_config::BatchSetLiveDomainConfigs::parse(params)?
-                .handle(state)
-                .await
-        }
-        Action::DescribeLiveDomainConfigs => {
-            domain_config::DescribeLiveDomainConfigs::parse(params)?
-                .handle(state)
-                .await
-        }
-        Action::BatchDeleteLiveDomainConfigs => {
-            domain_config::BatchDeleteLiveDomainConfigs::parse(params)?
-                .handle(state)
-                .await
-        }
     }
 }
 

@@ -85,6 +85,9 @@ pub enum ApiError {
     /// CreateLiveStreamRecordIndexFiles: the range's segments are in another bucket.
     #[error("bucket changed within the range")]
     ConfigChanged,
+    /// ForbidLiveStream: the block list is full (Alibaba documents the limit, not a code).
+    #[error("at most {limit} streams can be forbidden")]
+    ForbiddenStreamsFull { limit: u64 },
     /// A server fault; the context is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -139,6 +142,7 @@ impl ApiError {
             Self::StreamNeverIngested => "InvalidStream.NotFound".to_owned(),
             Self::NoRecordContent => "NoRecordContent".to_owned(),
             Self::ConfigChanged => "InvalidConfig.Changed".to_owned(),
+            Self::ForbiddenStreamsFull { .. } => "QuotaExceeded.ForbiddenStreams".to_owned(),
             Self::Internal(_) => "InternalError".to_owned(),
         }
     }
@@ -208,6 +212,9 @@ impl ApiError {
             }
             Self::ConfigChanged => {
                 "The oss bucket info between StartTime and EndTime has changed.".to_owned()
+            }
+            Self::ForbiddenStreamsFull { limit } => {
+                format!("At most {limit} streams can be forbidden; resume some first.")
             }
             Self::Internal(_) => {
                 "The request processing has failed due to some unknown error.".to_owned()

@@ -16,6 +16,8 @@ use crate::error::ApiError;
 pub const REAL_TIME_RECORD_COMMAND_QPS: u32 = 50;
 /// Alibaba's limit for the record-config actions (API.md: 30/s).
 pub const RECORD_CONFIG_QPS: u32 = 30;
+/// Alibaba's limit for DescribeLiveStreamsPublishList (3/s per account).
+pub const PUBLISH_LIST_QPS: u32 = 3;
 /// Limit of actions Alibaba gives no number for, unless configured.
 pub const DEFAULT_QPS: u32 = 100;
 
@@ -27,6 +29,7 @@ pub fn builtin_qps(action: &str) -> Option<u32> {
         | "UpdateLiveAppRecordConfig"
         | "DeleteLiveAppRecordConfig"
         | "DescribeLiveRecordConfig" => Some(RECORD_CONFIG_QPS),
+        "DescribeLiveStreamsPublishList" => Some(PUBLISH_LIST_QPS),
         _ => None,
     }
 }

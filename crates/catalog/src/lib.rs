@@ -40,6 +40,7 @@ mod notify_records;
 mod record_configs;
 mod recordings;
 mod secrets;
+mod stream_control;
 mod streams;
 mod uploads;
 
@@ -51,6 +52,7 @@ pub use notify_events::{
     STATUS_FAILED, STATUS_PENDING, STATUS_SUCCESS,
 };
 pub use notify_records::{NotifyOutcome, NotifyRecordQuery, NotifyRecordRow, NotifyStatus};
+pub use stream_control::{ForbidOutcome, ForbiddenStream, PublishOrder, PublishQuery, PublishRow};
 
 /// An API access key. HMAC signatures need the plaintext secret, so it is stored as given
 /// (the SQLite file is created with mode 0600).

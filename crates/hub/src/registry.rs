@@ -55,14 +55,26 @@ pub struct PublishInfo {
     pub query: Vec<(String, String)>,
     pub peer: Option<SocketAddr>,
     pub started_at: SystemTime,
-    /// Cancelled when the hub evicts this publisher (a newer one replaced a silent one).
+    /// Cancelled when the publish must stop: the hub evicted it (a newer publisher replaced a
+    /// silent one) or the stream was forbidden ([`Hub::stop_publisher`]); the reason is in
+    /// `stop_reason`.
     pub cancel: CancellationToken,
+    /// Why `cancel` fired (set once, before it fires).
+    pub stop_reason: std::sync::OnceLock<String>,
     /// The runtime the publisher runs on. The stream's recorder is started there too, so
     /// handing it a frame wakes no other thread.
     pub runtime: Option<tokio::runtime::Handle>,
     /// `videodatarate` of the publisher's onMetaData, kbit/s (0 until known): the on-demand
     /// question's `vbitrate`.
     pub video_kbps: AtomicU32,
+}
+
+impl PublishInfo {
+    /// Asks the publisher's connection to end the publish; the first reason given stays.
+    pub fn stop(&self, reason: &str) {
+        let _ = self.stop_reason.set(reason.to_owned());
+        self.cancel.cancel();
+    }
 }
 
 /// Publish starts and ends, for the recorder's supervisor.
@@ -187,7 +199,9 @@ impl Hub {
                 if silent_for < self.inner.config.stale_publisher_after {
                     return Err(HubError::AlreadyPublishing(key));
                 }
-                existing.info.cancel.cancel();
+                existing
+                    .info
+                    .stop("a newer publisher replaced this silent one");
                 existing.end();
                 evicted = Some(existing.info.session);
             }
@@ -198,6 +212,7 @@ impl Hub {
                 peer,
                 started_at: SystemTime::now(),
                 cancel: CancellationToken::new(),
+                stop_reason: std::sync::OnceLock::new(),
                 runtime: tokio::runtime::Handle::try_current().ok(),
                 video_kbps: AtomicU32::new(0),
             });
@@ -237,6 +252,19 @@ impl Hub {
             normalizer: Normalizer::new(),
             ended: false,
         })
+    }
+
+    /// Stops the live publish of `key`, if there is one: its connection ends the publish with
+    /// `reason` (the recorder sees an ordinary end of publish). Returns whether one was live.
+    pub fn stop_publisher(&self, key: &StreamKey, reason: &str) -> bool {
+        let stream = self.streams().get(key).cloned();
+        match stream {
+            Some(stream) if !stream.state().ended => {
+                stream.info.stop(reason);
+                true
+            }
+            _ => false,
+        }
     }
 
     async fn announce(&self, event: Lifecycle) -> Result<(), HubError> {

@@ -6,12 +6,14 @@ use std::sync::{Arc, Mutex};
 
 use liverec_api::actions::domain_config::{ALIAUTH, auth_keys, stored_args};
 use liverec_api::ingest_auth::{self, AuthKeys};
-use liverec_catalog::Catalog;
+use liverec_catalog::{Catalog, unix_ms};
 use liverec_hub::{Hub, HubError, Publisher, StreamKey, validate_domain, validate_name};
 use liverec_media::flv::{AudioTag, FlvError, VideoTag, parse_audio_tag, parse_video_tag};
 use liverec_media::{CodecConfig, TrackKind};
 use liverec_rtmp::{MediaKind, MediaMessage, PublishRequest, Refusal, SessionHandler};
 use tokio::sync::mpsc;
+
+use crate::publishes::PublishNote;
 
 /// How a publish's domain is chosen (DESIGN.md "Domains").
 #[derive(Clone, Debug)]
@@ -55,9 +57,13 @@ fn tc_url_host(tc_url: &str) -> Option<&str> {
 /// from the catalog at each publish, so API changes apply at once. The last keys seen per domain
 /// are kept for when the database cannot be read (only domains that have keys: bounded by what
 /// the API configured).
+///
+/// Forbidden streams (ForbidLiveStream) are read the same way; streams last seen forbidden are
+/// remembered (at most the block list's size) so a database outage does not let them in.
 pub struct PublishAuth {
     catalog: Catalog,
     last: Mutex<HashMap<String, AuthKeys>>,
+    forbidden: Mutex<HashMap<StreamKey, i64>>,
 }
 
 impl PublishAuth {
@@ -65,6 +71,33 @@ impl PublishAuth {
         Self {
             catalog,
             last: Mutex::new(HashMap::new()),
+            forbidden: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Until when (Unix ms) the stream is forbidden, if it is now.
+    async fn forbidden_until(&self, key: &StreamKey) -> Option<i64> {
+        let now = unix_ms(std::time::SystemTime::now());
+        match self
+            .catalog
+            .forbidden_until(&key.domain, &key.app, &key.stream)
+            .await
+        {
+            Ok(until) => {
+                let mut known = self.forbidden.lock().unwrap_or_else(|p| p.into_inner());
+                match until {
+                    Some(until) => known.insert(key.clone(), until),
+                    None => known.remove(key),
+                };
+                until
+            }
+            Err(err) => {
+                let known = self.forbidden.lock().unwrap_or_else(|p| p.into_inner());
+                let until = known.get(key).copied().filter(|&until| until > now);
+                tracing::warn!(stream = %key, %err, forbidden = until.is_some(),
+                    "cannot read the block list: using what was last seen for this stream");
+                until
+            }
         }
     }
 
@@ -101,14 +134,19 @@ impl PublishAuth {
     }
 }
 
+/// Longest wait to queue the note of a publish's end.
+const NOTE_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub struct Ingest {
     hub: Hub,
     domains: Arc<DomainPolicy>,
     auth: Arc<PublishAuth>,
-    /// Streams that started publishing, for the catalog's record of streams seen (a bounded
-    /// queue: a busy database costs a missed note, never a stalled publish).
-    published: mpsc::Sender<StreamKey>,
+    /// Publish starts and stops, for the catalog (a bounded queue: a busy database costs a
+    /// missed note, never a stalled publish).
+    published: mpsc::Sender<PublishNote>,
     publisher: Option<Publisher>,
+    /// The publish-history id of the accepted publish.
+    publish_id: Option<String>,
     key: Option<StreamKey>,
     /// Unsupported-codec warnings already logged, per track (once per session).
     warned: [bool; 2],
@@ -120,7 +158,7 @@ impl Ingest {
         hub: Hub,
         domains: Arc<DomainPolicy>,
         auth: Arc<PublishAuth>,
-        published: mpsc::Sender<StreamKey>,
+        published: mpsc::Sender<PublishNote>,
     ) -> Self {
         Self {
             hub,
@@ -128,6 +166,7 @@ impl Ingest {
             auth,
             published,
             publisher: None,
+            publish_id: None,
             key: None,
             warned: [false; 2],
             malformed: 0,
@@ -203,6 +242,14 @@ impl SessionHandler for Ingest {
             app: req.app.clone(),
             stream: req.stream_name.clone(),
         };
+        if let Some(until) = self.auth.forbidden_until(&key).await {
+            let until = liverec_api::actions::format_unix_ms(until);
+            tracing::warn!(stream = %key, peer = %req.peer, %until, "publish refused: the stream is forbidden");
+            return Err(Refusal::new(
+                Refusal::REJECTED,
+                format!("stream {key} is forbidden until {until}"),
+            ));
+        }
         match self
             .hub
             .publish(key.clone(), req.query.clone(), Some(req.peer))
@@ -210,9 +257,17 @@ impl SessionHandler for Ingest {
         {
             Ok(publisher) => {
                 tracing::info!(stream = %key, peer = %req.peer, "publish started");
-                if self.published.try_send(key.clone()).is_err() {
+                let publish_id = crate::publishes::new_publish_id();
+                let note = PublishNote::Started {
+                    key: key.clone(),
+                    publish_id: publish_id.clone(),
+                    client_addr: req.peer.to_string(),
+                    at_ms: unix_ms(std::time::SystemTime::now()),
+                };
+                if self.published.try_send(note).is_err() {
                     tracing::debug!(stream = %key, "publish not noted in the catalog (queue full)");
                 }
+                self.publish_id = Some(publish_id);
                 self.publisher = Some(publisher);
                 self.key = Some(key);
                 Ok(())
@@ -274,7 +329,34 @@ impl SessionHandler for Ingest {
         }
     }
 
+    fn publish_stopper(&self) -> Option<tokio_util::sync::CancellationToken> {
+        self.publisher.as_ref().map(|p| p.info().cancel.clone())
+    }
+
+    fn stop_status(&self) -> Refusal {
+        let reason = self
+            .publisher
+            .as_ref()
+            .and_then(|p| p.info().stop_reason.get().cloned())
+            .unwrap_or_else(|| "the server stopped this publish".to_owned());
+        Refusal::new(Refusal::REJECTED, reason)
+    }
+
     async fn on_unpublish(&mut self) {
+        if let Some(publish_id) = self.publish_id.take() {
+            let note = PublishNote::Stopped {
+                publish_id,
+                at_ms: unix_ms(std::time::SystemTime::now()),
+            };
+            // The end of a publish is worth a short wait (its row would stay open until the
+            // next start); never longer.
+            if tokio::time::timeout(NOTE_STOP_TIMEOUT, self.published.send(note))
+                .await
+                .map_or(true, |sent| sent.is_err())
+            {
+                tracing::debug!("end of publish not noted in the catalog (queue full)");
+            }
+        }
         if let Some(publisher) = self.publisher.take() {
             let discontinuities = publisher.discontinuities();
             tracing::info!(stream = %publisher.info().key, discontinuities, malformed_tags = self.malformed, "publish ended");

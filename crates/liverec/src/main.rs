@@ -4,6 +4,7 @@ mod configs;
 mod ingest;
 mod keys;
 mod notify;
+mod publishes;
 mod serve;
 mod settings;
 mod storage;

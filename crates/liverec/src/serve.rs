@@ -285,28 +285,15 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
             }
         });
     }
-    // Streams that publish are noted in the catalog (CreateLiveStreamRecordIndexFiles asks
-    // whether a stream ever ingested).
-    let (published_tx, mut published_rx) = mpsc::channel::<liverec_hub::StreamKey>(PUBLISHED_QUEUE);
-    {
-        let catalog = catalog.clone();
-        let cancel = background_cancel.clone();
-        background.spawn(async move {
-            // Ends when every ingest handler is gone, or at shutdown even if one lingers.
-            while let Some(key) = tokio::select! {
-                key = published_rx.recv() => key,
-                _ = cancel.cancelled() => None,
-            } {
-                let now = unix_ms(std::time::SystemTime::now());
-                if let Err(err) = catalog
-                    .touch_stream(&key.domain, &key.app, &key.stream, now)
-                    .await
-                {
-                    tracing::warn!(stream = %key, %err, "cannot note a publish in the catalog");
-                }
-            }
-        });
-    }
+    // Publishes are noted in the catalog: streams seen, publish history.
+    let (published_tx, published_rx) = mpsc::channel(PUBLISHED_QUEUE);
+    let node = crate::publishes::node_id(&settings.data_dir)?;
+    background.spawn(crate::publishes::run(
+        catalog.clone(),
+        node,
+        published_rx,
+        background_cancel.clone(),
+    ));
 
     // Before anything records: finish what a crash left in the spools.
     let started = std::time::Instant::now();

@@ -71,6 +71,7 @@ where
         cancelled: Box::pin(cancel.clone().cancelled_owned()),
         cancel,
         published: false,
+        stopper: None,
         pace: Pace::default(),
     };
     let result = conn.run(&mut handler).await;
@@ -94,6 +95,9 @@ struct Conn<'a, S> {
     cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
     /// An accepted publish has not been ended by `on_unpublish` yet.
     published: bool,
+    /// The handler's `publish_stopper` of the accepted publish, kept registered like
+    /// `cancelled`.
+    stopper: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     /// Whether the publisher runs ahead of real time (then no Acknowledgements go out).
     pace: Pace,
 }
@@ -104,6 +108,16 @@ enum Stop {
     Closed,
     /// `cancel` fired.
     Cancelled,
+    /// The handler's publish stopper fired.
+    PublishStopped,
+}
+
+/// Waits for the publish stopper, forever when there is none.
+async fn stopped(stopper: &mut Option<Pin<Box<WaitForCancellationFutureOwned>>>) {
+    match stopper {
+        Some(stopper) => stopper.as_mut().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
@@ -117,6 +131,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
         }
         match self.serve(handler).await {
             Ok(Stop::Closed) => Ok(()),
+            Ok(Stop::PublishStopped) => {
+                let status = handler.stop_status();
+                info!(code = status.code, reason = %status.description, "publish stopped by the server");
+                self.session.refuse_publish(&status);
+                self.flush_best_effort().await;
+                Ok(())
+            }
             Ok(Stop::Cancelled) => {
                 if self.session.request_reconnect() {
                     debug!("asked the client to reconnect");
@@ -205,6 +226,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                         draining = true;
                         continue;
                     }
+                    () = stopped(&mut self.stopper) => return Ok(Stop::PublishStopped),
                     () = tokio::time::sleep_until(next_tick(Instant::now(), merge)) => {}
                 }
             }
@@ -217,6 +239,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                 tokio::select! {
                     biased;
                     () = &mut self.cancelled => return Ok(Stop::Cancelled),
+                    () = stopped(&mut self.stopper) => return Ok(Stop::PublishStopped),
                     read = self.io.read_buf(&mut self.buf) => break read.map_err(|e| self.read_failed(e))?,
                     () = &mut idle_timer => {
                         let deadline = waiting_since + idle;
@@ -256,6 +279,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                         biased;
                         () = handler.on_media(media) => {}
                         () = &mut self.cancelled => return Ok(Some(Stop::Cancelled)),
+                        () = stopped(&mut self.stopper) => return Ok(Some(Stop::PublishStopped)),
                     }
                 }
                 SessionEvent::PublishRequested(req) => {
@@ -271,6 +295,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                             info!(app = %clipped(&req.app), stream = %clipped(&req.stream_name), "publish started");
                             self.session.accept_publish();
                             self.published = true;
+                            self.stopper = handler
+                                .publish_stopper()
+                                .map(|token| Box::pin(token.cancelled_owned()));
                         }
                         Err(refusal) => {
                             info!(
@@ -288,6 +315,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                 SessionEvent::PublishEnded => {
                     if self.published {
                         self.published = false;
+                        self.stopper = None;
                         info!("publish ended by the client");
                         handler.on_unpublish().await;
                     }

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
 
 /// A publish command, as the handler sees it before deciding.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,4 +98,14 @@ pub trait SessionHandler: Send {
     fn on_media(&mut self, msg: MediaMessage) -> impl Future<Output = ()> + Send;
     /// Called once when a publish that was accepted ends for any reason (unpublish, close, error, shutdown).
     fn on_unpublish(&mut self) -> impl Future<Output = ()> + Send;
+    /// Asked once, right after a publish is accepted: when the token fires, the connection ends
+    /// the publish with the status [`SessionHandler::stop_status`] gives and closes (the
+    /// stream was forbidden, a newer publisher replaced a silent one).
+    fn publish_stopper(&self) -> Option<CancellationToken> {
+        None
+    }
+    /// The error status of a publish stopped through [`SessionHandler::publish_stopper`].
+    fn stop_status(&self) -> Refusal {
+        Refusal::new(Refusal::REJECTED, "the server stopped this publish")
+    }
 }

@@ -226,10 +226,11 @@ impl Session {
         self.state = State::Publishing { stream_id };
     }
 
-    /// Answers the pending publish with an error status; the session is closed after it.
+    /// Answers the pending publish with an error status, or ends the accepted one with it (a
+    /// forbidden stream); the session is closed after it.
     pub fn refuse_publish(&mut self, refusal: &Refusal) {
         let stream_id = match &self.state {
-            State::PublishPending { stream_id, .. } => *stream_id,
+            State::PublishPending { stream_id, .. } | State::Publishing { stream_id } => *stream_id,
             _ => 0,
         };
         self.send_error_status(stream_id, refusal.code, &refusal.description);

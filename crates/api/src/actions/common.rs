@@ -85,12 +85,33 @@ pub fn bool_param(params: &Params, name: &'static str) -> Result<Option<bool>, A
     }
 }
 
+/// A paging value already range-checked by [`int_in`], as `u32`.
+pub fn to_u32(value: i64, name: &'static str) -> Result<u32, ApiError> {
+    u32::try_from(value).map_err(|_| ApiError::InvalidParameter(name.to_owned()))
+}
+
 /// Pages needed for `total` items, `size` per page.
 pub fn total_pages(total: u64, size: u32) -> u64 {
     if size == 0 {
         0
     } else {
         total.div_ceil(u64::from(size))
+    }
+}
+
+/// `StartTime` and `EndTime` (required, `yyyy-MM-ddTHH:mm:ssZ`, end after start, at most
+/// `max_range` apart) as Unix milliseconds.
+pub fn time_range(params: &Params, max_range: std::time::Duration) -> Result<(i64, i64), ApiError> {
+    let start =
+        parse_utc(params.required("StartTime")?).ok_or(ApiError::MalformedValue("StartTime"))?;
+    let end = parse_utc(params.required("EndTime")?).ok_or(ApiError::MalformedValue("EndTime"))?;
+    if end <= start || (end - start) > max_range {
+        return Err(ApiError::EndTimeMismatch);
+    }
+    let ms = |t: OffsetDateTime| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok();
+    match (ms(start), ms(end)) {
+        (Some(s), Some(e)) => Ok((s, e)),
+        _ => Err(ApiError::EndTimeMismatch),
     }
 }
 

@@ -12,7 +12,6 @@ use liverec_catalog::{
 };
 use liverec_mux::hls::MediaPlaylist;
 use liverec_storage::layout::{relative_uri, sanitize};
-use time::OffsetDateTime;
 
 use super::Reply;
 use super::common;
@@ -42,21 +41,9 @@ fn stream_key(params: &Params) -> Result<(String, String, String), ApiError> {
     Ok((domain, app, stream))
 }
 
-/// `StartTime` and `EndTime` (required, `yyyy-MM-ddTHH:mm:ssZ`, end after start, at most
-/// four days apart) as Unix milliseconds.
+/// `StartTime` and `EndTime` of the index queries (see [`common::time_range`]).
 fn time_range(params: &Params) -> Result<(i64, i64), ApiError> {
-    let start = common::parse_utc(params.required("StartTime")?)
-        .ok_or(ApiError::MalformedValue("StartTime"))?;
-    let end = common::parse_utc(params.required("EndTime")?)
-        .ok_or(ApiError::MalformedValue("EndTime"))?;
-    if end <= start || (end - start) > MAX_RANGE {
-        return Err(ApiError::EndTimeMismatch);
-    }
-    let ms = |t: OffsetDateTime| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok();
-    match (ms(start), ms(end)) {
-        (Some(s), Some(e)) => Ok((s, e)),
-        _ => Err(ApiError::EndTimeMismatch),
-    }
+    common::time_range(params, MAX_RANGE)
 }
 
 /// One index row as `RecordIndexInfo` / `RecordInfo` (the latter has no `Format`).

@@ -1,8 +1,10 @@
-//! `DescribeLiveStreamsOnlineList`: the streams being published now, from the hub.
+//! `DescribeLiveStreamsOnlineList`: the streams being published now, from the hub;
+//! `DescribeLiveStreamsPublishList`: the publish history, from the catalog.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
+use liverec_catalog::{PublishOrder, PublishQuery, PublishRow};
 use liverec_hub::PublishInfo;
 use liverec_media::Tracks;
 use time::OffsetDateTime;
@@ -63,9 +65,6 @@ impl DescribeLiveStreamsOnlineList {
         let only_stream = common::one_of(params, "OnlyStream", &["yes", "no"], "no")? == "yes";
         let page_num = common::int_in(params, "PageNum", 1..=common::MAX_PAGE_NUM, 1)?;
         let page_size = common::int_in(params, "PageSize", PAGE_SIZE_RANGE, DEFAULT_PAGE_SIZE)?;
-        let to_u32 = |v: i64, name: &str| {
-            u32::try_from(v).map_err(|_| ApiError::InvalidParameter(name.to_owned()))
-        };
         Ok(Self {
             domain,
             app,
@@ -73,8 +72,8 @@ impl DescribeLiveStreamsOnlineList {
             query_type,
             transcoded_only: stream_type == "trans",
             only_stream,
-            page_num: to_u32(page_num, "PageNum")?,
-            page_size: to_u32(page_size, "PageSize")?,
+            page_num: common::to_u32(page_num, "PageNum")?,
+            page_size: common::to_u32(page_size, "PageSize")?,
         })
     }
 
@@ -166,6 +165,106 @@ impl DescribeLiveStreamsOnlineList {
     }
 }
 
+/// Longest StartTime–EndTime range of DescribeLiveStreamsPublishList (Alibaba: 30 days).
+pub const PUBLISH_LIST_MAX_RANGE: std::time::Duration =
+    std::time::Duration::from_secs(30 * 24 * 3600);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribeLiveStreamsPublishList {
+    query: PublishQuery,
+    /// `trans`: transcoded streams only, of which liverec has none.
+    transcoded_only: bool,
+}
+
+impl DescribeLiveStreamsPublishList {
+    pub fn parse(params: &Params) -> Result<Self, ApiError> {
+        let domain = common::domain(params)?;
+        let (start, end) = common::time_range(params, PUBLISH_LIST_MAX_RANGE)?;
+        let app = filter(params, "AppName")?;
+        let stream = filter(params, "StreamName")?;
+        let fuzzy = common::one_of(params, "QueryType", &["fuzzy", "strict"], "fuzzy")? == "fuzzy";
+        let stream_type = common::one_of(params, "StreamType", &["all", "raw", "trans"], "all")?;
+        let order = match common::one_of(
+            params,
+            "OrderBy",
+            &[
+                "publish_time_asc",
+                "publish_time_desc",
+                "stream_name_asc",
+                "stream_name_desc",
+            ],
+            "publish_time_asc",
+        )? {
+            "publish_time_desc" => PublishOrder::PublishTimeDesc,
+            "stream_name_asc" => PublishOrder::StreamNameAsc,
+            "stream_name_desc" => PublishOrder::StreamNameDesc,
+            _ => PublishOrder::PublishTimeAsc,
+        };
+        let page_num = common::int_in(params, "PageNumber", 1..=common::MAX_PAGE_NUM, 1)?;
+        let page_size = common::int_in(params, "PageSize", PAGE_SIZE_RANGE, DEFAULT_PAGE_SIZE)?;
+        Ok(Self {
+            query: PublishQuery {
+                domain,
+                app,
+                stream,
+                fuzzy,
+                start,
+                end,
+                order,
+                page_num: common::to_u32(page_num, "PageNumber")?,
+                page_size: common::to_u32(page_size, "PageSize")?,
+            },
+            transcoded_only: stream_type == "trans",
+        })
+    }
+
+    pub async fn handle(self, state: &ApiState) -> Result<Reply, ApiError> {
+        let q = &self.query;
+        common::check_domain(state, &q.domain).await?;
+        let (rows, total) = if self.transcoded_only {
+            (Vec::new(), 0)
+        } else {
+            state.catalog.publish_history(q).await?
+        };
+        let items = rows.iter().map(publish_item).collect();
+        Ok(Reply::new()
+            .int("PageNum", i64::from(q.page_num))
+            .int("PageSize", i64::from(q.page_size))
+            .wrapped_list("PublishInfo", "LiveStreamPublishInfo", items)
+            .int("TotalNum", i64::try_from(total).unwrap_or(i64::MAX))
+            .int(
+                "TotalPage",
+                i64::try_from(common::total_pages(total, q.page_size)).unwrap_or(i64::MAX),
+            ))
+    }
+}
+
+/// One publish as `LiveStreamPublishInfo`; `StopTime` is absent while it goes on.
+fn publish_item(row: &PublishRow) -> Value {
+    // The publisher's IP, as DescribeLiveStreamsOnlineList's ClientIp.
+    let client = row
+        .client_addr
+        .parse::<std::net::SocketAddr>()
+        .map_or_else(|_| row.client_addr.clone(), |a| a.ip().to_string());
+    Value::Object(
+        Object::new()
+            .str("AppName", row.app.clone())
+            .str("ClientAddr", client)
+            .str("DomainName", row.domain.clone())
+            .str("PublishDomain", row.domain.clone())
+            .str("PublishTime", common::format_unix_ms(row.started_at))
+            .str("PublishType", "edge")
+            .str("PublishUrl", row.publish_url.clone())
+            .opt_str("StopTime", row.stopped_at.map(common::format_unix_ms))
+            .str("StreamName", row.stream.clone())
+            .str(
+                "StreamUrl",
+                format!("{}/{}/{}", row.domain, row.app, row.stream),
+            )
+            .str("Transcoded", "no"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +293,45 @@ mod tests {
         }
         let long = format!("DomainName=d.com&StreamName={}", "s".repeat(256));
         assert_eq!(parse(&long).unwrap_err().code(), "InvalidParameter");
+    }
+
+    #[test]
+    fn publish_list_parameters() {
+        let p = |q: &str| {
+            DescribeLiveStreamsPublishList::parse(&Params::parse(q.as_bytes(), None, 4096).unwrap())
+        };
+        const RANGE: &str = "StartTime=2026-11-01T00:00:00Z&EndTime=2026-12-01T00:00:00Z";
+        let list = p(&format!("DomainName=D.com&{RANGE}")).unwrap();
+        assert_eq!(list.query.domain, "d.com");
+        assert_eq!(list.query.order, PublishOrder::PublishTimeAsc);
+        assert!(list.query.fuzzy && !list.transcoded_only);
+        assert_eq!((list.query.page_num, list.query.page_size), (1, 2000));
+        let list = p(&format!(
+            "DomainName=d.com&{RANGE}&OrderBy=stream_name_desc&QueryType=strict&StreamName=s&PageNumber=3&PageSize=5"
+        ))
+        .unwrap();
+        assert_eq!(list.query.order, PublishOrder::StreamNameDesc);
+        assert_eq!(list.query.stream.as_deref(), Some("s"));
+        assert_eq!((list.query.page_num, list.query.page_size), (3, 5));
+        for (q, code) in [
+            (RANGE.to_owned(), "MissingDomainName"),
+            ("DomainName=d.com".to_owned(), "MissingStartTime"),
+            (
+                "DomainName=d.com&StartTime=2026-11-01T00:00:00Z&EndTime=2026-12-01T00:00:01Z"
+                    .to_owned(),
+                "InvalidEndTime.Mismatch",
+            ),
+            (
+                format!("DomainName=d.com&{RANGE}&OrderBy=newest"),
+                "InvalidParameter",
+            ),
+            (
+                format!("DomainName=d.com&{RANGE}&PageSize=3001"),
+                "InvalidParameter",
+            ),
+        ] {
+            assert_eq!(p(&q).unwrap_err().code(), code, "{q}");
+        }
     }
 
     #[test]
