@@ -36,8 +36,9 @@ const MAX_CACHED_KEYS: usize = 4096;
 
 /// Access keys as recently read from the catalog, so a signed request costs no key lookup.
 /// A key disabled or re-enabled (`liverec keys disable|enable`, possibly from another
-/// process) takes effect once its entry is older than the TTL. Ids that do not exist are not
-/// cached: a key created a moment ago works at once.
+/// process) takes effect once its entry is older than the TTL. Ids that do not exist are
+/// cached the same way, so a flood of requests naming made-up keys costs no database reads
+/// either; a key created a moment ago works within the TTL.
 #[derive(Debug)]
 pub struct KeyCache {
     ttl: Duration,
@@ -47,7 +48,8 @@ pub struct KeyCache {
 #[derive(Debug)]
 struct CachedKey {
     fetched: Instant,
-    key: Arc<AccessKey>,
+    /// `None`: no such key.
+    key: Option<Arc<AccessKey>>,
 }
 
 impl KeyCache {
@@ -68,21 +70,18 @@ impl KeyCache {
         if let Some(hit) = self.lock().get(id)
             && now.duration_since(hit.fetched) < self.ttl
         {
-            return Ok(Some(hit.key.clone()));
+            return Ok(hit.key.clone());
         }
         let fetched = catalog.key(id).await?.map(Arc::new);
         let mut entries = self.lock();
-        match &fetched {
-            Some(key) if !self.ttl.is_zero() => {
-                if entries.len() >= MAX_CACHED_KEYS && !entries.contains_key(id) {
-                    entries.clear();
-                }
-                let key = key.clone();
-                entries.insert(id.to_owned(), CachedKey { fetched: now, key });
+        if self.ttl.is_zero() {
+            entries.remove(id);
+        } else {
+            if entries.len() >= MAX_CACHED_KEYS && !entries.contains_key(id) {
+                entries.clear();
             }
-            _ => {
-                entries.remove(id);
-            }
+            let key = fetched.clone();
+            entries.insert(id.to_owned(), CachedKey { fetched: now, key });
         }
         Ok(fetched)
     }
@@ -148,13 +147,38 @@ struct Claim {
     stamped: OffsetDateTime,
 }
 
-/// Checks the signature, timestamp and nonce; returns the AccessKeyId.
+/// A request whose signature and timestamp check out; its nonce is not spent yet (the caller
+/// throttles first, so a throttled request leaves no nonce behind).
+#[derive(Debug)]
+pub struct Verified {
+    pub key_id: String,
+    nonce: String,
+    /// Unix ms until which the nonce must be remembered.
+    nonce_expires_at: i64,
+}
+
+impl Verified {
+    /// Records the nonce; `SignatureNonceUsed` if it was used before.
+    pub async fn spend_nonce(&self, state: &ApiState) -> Result<(), ApiError> {
+        if state
+            .catalog
+            .use_nonce(&self.key_id, &self.nonce, self.nonce_expires_at)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(ApiError::NonceUsed)
+        }
+    }
+}
+
+/// Checks the signature and timestamp; the nonce is spent by [`Verified::spend_nonce`].
 pub async fn authenticate(
     state: &ApiState,
     keys: &KeyCache,
     scheme: &Scheme,
     req: &Incoming<'_>,
-) -> Result<String, ApiError> {
+) -> Result<Verified, ApiError> {
     let window = state.settings.timestamp_window;
     let claim = match scheme {
         Scheme::Acs3(auth) => acs3_claim(auth, req)?,
@@ -173,15 +197,11 @@ pub async fn authenticate(
         Scheme::Acs3(auth) => verify_acs3(auth, req, &key.secret)?,
         Scheme::RpcV1 => verify_v1(req, &key.secret)?,
     }
-    let expires_at = unix_ms(claim.stamped) + millis(window);
-    if !state
-        .catalog
-        .use_nonce(&claim.key_id, &claim.nonce, expires_at)
-        .await?
-    {
-        return Err(ApiError::NonceUsed);
-    }
-    Ok(claim.key_id)
+    Ok(Verified {
+        nonce_expires_at: unix_ms(claim.stamped) + millis(window),
+        key_id: claim.key_id,
+        nonce: claim.nonce,
+    })
 }
 
 fn millis(d: Duration) -> i64 {

@@ -58,6 +58,12 @@ pub enum ApiError {
     TimestampExpired,
     #[error("throttled")]
     Throttled,
+    /// Too many requests from one IP, before authentication (HTTP 429).
+    #[error("too many requests from this address")]
+    ThrottledIp,
+    /// The request body did not arrive within the body timeout.
+    #[error("request body not received in time")]
+    BodyTimeout,
     #[error("domain not found")]
     DomainNotFound,
     #[error("stream not publishing")]
@@ -104,6 +110,8 @@ impl ApiError {
             | Self::ConfigNotFound
             | Self::RecordIdNotFound => StatusCode::NOT_FOUND,
             Self::TaskAlreadyStarted => StatusCode::CONFLICT,
+            Self::ThrottledIp => StatusCode::TOO_MANY_REQUESTS,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -131,6 +139,8 @@ impl ApiError {
             Self::TimestampFormat => "InvalidTimeStamp.Format".to_owned(),
             Self::TimestampExpired => "InvalidTimeStamp.Expired".to_owned(),
             Self::Throttled => "Throttling.User".to_owned(),
+            Self::ThrottledIp => "Throttling".to_owned(),
+            Self::BodyTimeout => "RequestTimeout".to_owned(),
             Self::DomainNotFound => "InvalidDomain.NotFound".to_owned(),
             Self::StreamNotFound => "InvalidStream.NotFound".to_owned(),
             Self::ConfigNotFound => "InvalidConfig.NotFound".to_owned(),
@@ -195,6 +205,8 @@ impl ApiError {
             }
             Self::TimestampExpired => "Specified time stamp or date value is expired.".to_owned(),
             Self::Throttled => "Request was denied due to user flow control.".to_owned(),
+            Self::ThrottledIp => "Request was denied due to request throttling.".to_owned(),
+            Self::BodyTimeout => "The request body was not received in time.".to_owned(),
             Self::DomainNotFound => "The domain provided does not exist in our records.".to_owned(),
             Self::StreamNotFound => "Stream does not exist.".to_owned(),
             Self::ConfigNotFound => "Config does not exist.".to_owned(),

@@ -1,5 +1,5 @@
 //! One request from bytes to answer: limits → parameters → action and version →
-//! authentication → throttle → the action. Every request gets a RequestId and exactly one
+//! authentication (signature, timestamp) → throttle → nonce → the action. Every request gets a RequestId and exactly one
 //! log line.
 
 use std::sync::Arc;
@@ -189,8 +189,9 @@ async fn process(shared: &Shared, request: Request, trace: &mut Trace) -> Result
     if content_length(&parts.headers).is_some_and(|n| n > remaining as u64) {
         return Err(too_large);
     }
-    let body = axum::body::to_bytes(body, remaining)
+    let body = tokio::time::timeout(settings.body_timeout, axum::body::to_bytes(body, remaining))
         .await
+        .map_err(|_| ApiError::BodyTimeout)?
         .map_err(|_| too_large)?;
     let form = is_form(&parts.headers).then_some(body.as_ref());
     let params = Params::parse(query.as_bytes(), form, limit)?;
@@ -231,8 +232,10 @@ async fn process(shared: &Shared, request: Request, trace: &mut Trace) -> Result
         body: &body,
         now,
     };
-    let key_id = auth::authenticate(&shared.state, &shared.keys, &scheme, &incoming).await?;
-    shared.throttle.check(&key_id, action.name())?;
+    let verified = auth::authenticate(&shared.state, &shared.keys, &scheme, &incoming).await?;
+    // Throttled before the nonce is spent: a refused request can be sent again as it was.
+    shared.throttle.check(&verified.key_id, action.name())?;
+    verified.spend_nonce(&shared.state).await?;
     shared.housekeeping(now);
     actions::dispatch(action, &params, &shared.state).await
 }

@@ -24,6 +24,7 @@ pub mod ingest_auth;
 mod metrics;
 pub mod params;
 pub mod response;
+pub mod server;
 pub mod signature;
 pub mod throttle;
 pub mod vod;
@@ -69,6 +70,8 @@ pub struct ApiSettings {
     /// NotifyUrl / OnDemandUrl may name loopback and private hosts (`[notify]
     /// allow_private_hosts`); when false such URLs are refused as unsafe.
     pub allow_private_notify_hosts: bool,
+    /// Time a request's body may take to arrive (`RequestTimeout` beyond).
+    pub body_timeout: Duration,
 }
 
 impl Default for ApiSettings {
@@ -83,6 +86,7 @@ impl Default for ApiSettings {
             key_cache_ttl: DEFAULT_KEY_CACHE_TTL,
             buckets: None,
             allow_private_notify_hosts: true,
+            body_timeout: server::DEFAULT_BODY_TIMEOUT,
         }
     }
 }
@@ -104,6 +108,9 @@ pub struct ApiState {
     pub vod: vod::VodSigner,
     /// Finished files whose index row is waiting for the database (busy or down).
     pub index_waiting: Arc<std::sync::atomic::AtomicU64>,
+    /// What the API port's connection limits refused ([`server::serve`] counts, `/metrics`
+    /// shows).
+    pub http: Arc<server::HttpCounters>,
 }
 
 /// The API port's routes: `/vod/…` playback of recordings, `GET /metrics` (Prometheus text:

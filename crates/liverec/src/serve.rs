@@ -1,6 +1,6 @@
 //! Wires the crates together and runs until `shutdown` resolves.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -383,6 +383,7 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
         Duration::from_secs(settings.api.vod_url_ttl_secs),
     )
     .context("playback URL secret")?;
+    let http_counters = Arc::new(liverec_api::server::HttpCounters::default());
     let api_state = Arc::new(ApiState {
         catalog: catalog.clone(),
         recorder: recorders,
@@ -392,14 +393,18 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
         storage: storage.clone(),
         vod,
         index_waiting,
+        http: http_counters.clone(),
     });
     tracing::info!(addr = %api_listener.local_addr()?, "api listening");
     let api_cancel = CancellationToken::new();
-    let api = tokio::spawn(
-        axum::serve(api_listener, liverec_api::router(api_state))
-            .with_graceful_shutdown(api_cancel.clone().cancelled_owned())
-            .into_future(),
-    );
+    let api = tokio::spawn(liverec_api::server::serve(
+        api_listener,
+        liverec_api::router(api_state),
+        settings.http_limits()?,
+        http_counters,
+        api_cancel.clone(),
+        API_DRAIN,
+    ));
 
     // RTMP ingest.
     let listener = TcpListener::bind(settings.rtmp_listen)
@@ -414,7 +419,13 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
         )?,
         idle_timeout,
         merge_reads: Duration::from_millis(settings.ingest.merge_reads_ms),
-        ..Default::default()
+        publish_deadline: secs(
+            "ingest.publish_deadline_secs",
+            settings.ingest.publish_deadline_secs,
+        )?,
+        max_pending_per_ip: settings.ingest.max_pending_connections_per_ip.max(1),
+        partial_budget_bytes: settings.ingest.partial_budget_bytes,
+        write_timeout: liverec_rtmp::DEFAULT_WRITE_TIMEOUT,
     };
     let domains = Arc::new(DomainPolicy {
         default_domain: settings.default_domain.clone(),

@@ -2,6 +2,7 @@
 //! environment variables (`__` separates sections: `LIVEREC_RECORD__DELAY_SECS=30`), then
 //! by command-line flags.
 
+use liverec_api::server;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -113,6 +114,12 @@ pub struct IngestSettings {
     /// A publishing connection reads at most once per this many milliseconds once its socket
     /// is drained, so one wake-up takes several frames (0: read as soon as data arrives).
     pub merge_reads_ms: u64,
+    /// Time from connecting to an accepted publish.
+    pub publish_deadline_secs: f64,
+    /// Connections per client IP that have not published yet; more are closed at once.
+    pub max_pending_connections_per_ip: usize,
+    /// Bytes the half-received RTMP messages of all connections may hold together.
+    pub partial_budget_bytes: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -139,6 +146,20 @@ pub struct ApiSettings {
     pub public_url: Option<String>,
     /// How long a RecordUrl stays valid.
     pub vod_url_ttl_secs: u64,
+    /// Time to send a request head (from its first byte; from the connection's start for the
+    /// first request).
+    pub header_read_timeout_secs: f64,
+    /// Time to send a request body.
+    pub body_timeout_secs: f64,
+    /// Time a keep-alive connection may wait for its next request.
+    pub idle_timeout_secs: f64,
+    /// Connections per client IP with no request being answered; more are closed at once.
+    pub max_pending_connections_per_ip: usize,
+    /// Connections in all; more are closed at once.
+    pub max_connections: usize,
+    /// Requests per second per client IP before authentication (HTTP 429 `Throttling`
+    /// beyond; 0: no limit).
+    pub requests_per_ip: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -214,6 +235,9 @@ impl Default for Settings {
                 idle_timeout_secs: 5.0,
                 threads: 0,
                 merge_reads_ms: 40,
+                publish_deadline_secs: liverec_rtmp::DEFAULT_PUBLISH_DEADLINE.as_secs_f64(),
+                max_pending_connections_per_ip: liverec_rtmp::DEFAULT_MAX_PENDING_PER_IP,
+                partial_budget_bytes: liverec_rtmp::chunk::DEFAULT_PARTIAL_BUDGET_BYTES,
             },
             api: ApiSettings {
                 host_id: liverec_api::DEFAULT_HOST_ID.to_owned(),
@@ -225,6 +249,12 @@ impl Default for Settings {
                 buckets: None,
                 public_url: None,
                 vod_url_ttl_secs: 86_400,
+                header_read_timeout_secs: server::DEFAULT_HEADER_READ_TIMEOUT.as_secs_f64(),
+                body_timeout_secs: server::DEFAULT_BODY_TIMEOUT.as_secs_f64(),
+                idle_timeout_secs: server::DEFAULT_IDLE_TIMEOUT.as_secs_f64(),
+                max_pending_connections_per_ip: server::DEFAULT_MAX_PENDING_PER_IP,
+                max_connections: server::DEFAULT_MAX_CONNECTIONS,
+                requests_per_ip: server::DEFAULT_REQUESTS_PER_IP,
             },
             hub: HubSettings {
                 gop_cache_bytes: 16 * 1024 * 1024,
@@ -399,7 +429,26 @@ impl Settings {
         if self.api.vod_url_ttl_secs == 0 {
             bail!("api.vod_url_ttl_secs must be positive");
         }
+        self.http_limits()?;
+        secs("api.body_timeout_secs", self.api.body_timeout_secs)?;
         Ok(())
+    }
+
+    /// The API port's connection limits.
+    pub fn http_limits(&self) -> anyhow::Result<server::HttpLimits> {
+        if self.api.max_pending_connections_per_ip == 0 || self.api.max_connections == 0 {
+            bail!("api.max_pending_connections_per_ip and api.max_connections must be positive");
+        }
+        Ok(server::HttpLimits {
+            header_read_timeout: secs(
+                "api.header_read_timeout_secs",
+                self.api.header_read_timeout_secs,
+            )?,
+            idle_timeout: secs("api.idle_timeout_secs", self.api.idle_timeout_secs)?,
+            max_pending_per_ip: self.api.max_pending_connections_per_ip,
+            max_connections: self.api.max_connections,
+            requests_per_ip: self.api.requests_per_ip,
+        })
     }
 
     /// The base of RecordUrls, given the API's bound address.
@@ -438,6 +487,9 @@ impl Settings {
             key_cache_ttl: liverec_api::DEFAULT_KEY_CACHE_TTL,
             buckets: self.api.buckets.clone(),
             allow_private_notify_hosts: self.notify.allow_private_hosts,
+            // Checked by `load`.
+            body_timeout: secs("api.body_timeout_secs", self.api.body_timeout_secs)
+                .unwrap_or(server::DEFAULT_BODY_TIMEOUT),
         }
     }
 

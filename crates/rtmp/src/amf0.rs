@@ -15,7 +15,7 @@ pub use writer::{
     encode, encode_all, write_number, write_object_end, write_property, write_string,
 };
 
-pub use reader::MAX_DEPTH;
+pub use reader::{MAX_DEPTH, MAX_VALUES};
 
 /// Type markers of the AMF0 spec, section 2.1.
 pub(crate) mod marker {

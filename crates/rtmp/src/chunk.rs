@@ -7,7 +7,9 @@ mod writer;
 
 pub use error::ChunkReadError;
 pub use reader::{
-    MAX_CHUNK_SIZE, MAX_CHUNK_STREAMS, MAX_MESSAGE_LENGTH, MAX_PARTIAL_BYTES, Reader,
+    DEFAULT_PARTIAL_BUDGET_BYTES, MAX_CHUNK_SIZE, MAX_CHUNK_STREAMS, MAX_COMMAND_MESSAGE_LENGTH,
+    MAX_DATA_MESSAGE_LENGTH, MAX_MESSAGE_LENGTH, MAX_PARTIAL_BYTES, PartialBudget, Reader,
+    max_message_length,
 };
 pub use writer::Writer;
 

@@ -54,9 +54,35 @@ fn next_tick(now: Instant, period: Duration) -> Instant {
 pub async fn serve_connection<S, H>(
     io: S,
     peer: SocketAddr,
+    handler: H,
+    limits: &Limits,
+    cancel: CancellationToken,
+) -> Result<(), RtmpError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    H: SessionHandler,
+{
+    serve_connection_with(io, peer, handler, limits, cancel, Shared::default()).await
+}
+
+/// What a connection shares with the listener's others.
+#[derive(Default)]
+pub struct Shared {
+    /// The connection's place among its IP's connections that have not published yet: given
+    /// back when a publish is accepted (or the connection ends).
+    pub pending: Option<crate::listener::PendingSlot>,
+    /// Where its partial messages are counted with every other connection's.
+    pub budget: Option<std::sync::Arc<chunk::PartialBudget>>,
+}
+
+/// [`serve_connection`] with the listener's shared limits.
+pub async fn serve_connection_with<S, H>(
+    io: S,
+    peer: SocketAddr,
     mut handler: H,
     limits: &Limits,
     cancel: CancellationToken,
+    shared: Shared,
 ) -> Result<(), RtmpError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -65,7 +91,13 @@ where
     let mut conn = Conn {
         io,
         buf: BytesMut::with_capacity(READ_BUFFER_SIZE),
-        reader: chunk::Reader::new(),
+        reader: match shared.budget {
+            Some(budget) => chunk::Reader::with_budget(budget),
+            None => chunk::Reader::new(),
+        },
+        pending: shared.pending,
+        publish_by: Instant::now() + limits.publish_deadline,
+        ever_published: false,
         session: Session::new(peer),
         limits,
         cancelled: Box::pin(cancel.clone().cancelled_owned()),
@@ -87,6 +119,12 @@ struct Conn<'a, S> {
     io: S,
     buf: BytesMut,
     reader: chunk::Reader,
+    /// Held until the first publish is accepted (see [`Shared::pending`]).
+    pending: Option<crate::listener::PendingSlot>,
+    /// Until the first publish is accepted, the connection must get one by then.
+    publish_by: Instant,
+    /// A publish was accepted at some point (the publish deadline no longer applies).
+    ever_published: bool,
     session: Session,
     limits: &'a Limits,
     cancel: CancellationToken,
@@ -181,6 +219,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
         // `waiting_since + idle` only when it fires.
         let idle_timer = tokio::time::sleep(idle);
         tokio::pin!(idle_timer);
+        let publish_deadline = tokio::time::sleep_until(self.publish_by);
+        tokio::pin!(publish_deadline);
         // The last read filled the room it had: more is waiting, read again at once.
         let mut read_was_full = false;
         // Cancelled: take in what already arrived (a merged read leaves data waiting in the
@@ -240,6 +280,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                     biased;
                     () = &mut self.cancelled => return Ok(Stop::Cancelled),
                     () = stopped(&mut self.stopper) => return Ok(Stop::PublishStopped),
+                    () = &mut publish_deadline, if !self.ever_published => {
+                        return Err(RtmpError::PublishDeadline { after: self.limits.publish_deadline });
+                    }
                     read = self.io.read_buf(&mut self.buf) => break read.map_err(|e| self.read_failed(e))?,
                     () = &mut idle_timer => {
                         let deadline = waiting_since + idle;
@@ -295,6 +338,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                             info!(app = %clipped(&req.app), stream = %clipped(&req.stream_name), "publish started");
                             self.session.accept_publish();
                             self.published = true;
+                            // A publisher counts against max_connections only.
+                            self.pending = None;
+                            self.ever_published = true;
                             self.stopper = handler
                                 .publish_stopper()
                                 .map(|token| Box::pin(token.cancelled_owned()));

@@ -21,6 +21,8 @@ pub enum RtmpError {
     HandshakeTimeout { after: Duration },
     #[error("no data from the client for {after:?}")]
     IdleTimeout { after: Duration },
+    #[error("no publish accepted within {after:?} of connecting")]
+    PublishDeadline { after: Duration },
     #[error("client did not take our data within {after:?}")]
     WriteTimeout { after: Duration },
     #[error("client closed the connection during the handshake")]

@@ -55,11 +55,11 @@ pub mod message;
 mod pace;
 pub mod session;
 
-pub use conn::serve_connection;
+pub use conn::{Shared, serve_connection, serve_connection_with};
 pub use error::RtmpError;
 pub use handler::{MediaKind, MediaMessage, PublishRequest, Refusal, SessionHandler};
 pub use limits::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_WRITE_TIMEOUT, Limits,
+    DEFAULT_MAX_PENDING_PER_IP, DEFAULT_PUBLISH_DEADLINE, DEFAULT_WRITE_TIMEOUT, Limits,
 };
-pub use listener::{serve, serve_on};
+pub use listener::{PendingSlot, serve, serve_on};

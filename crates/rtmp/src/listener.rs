@@ -1,8 +1,9 @@
 //! The accept loop: a permit per connection, backoff on accept errors, one task per
 //! connection, and a clean wait for all of them on shutdown.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -12,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::conn::serve_connection;
+use crate::chunk::PartialBudget;
+use crate::conn::{Shared, serve_connection_with};
 use crate::error::RtmpError;
 use crate::handler::SessionHandler;
 use crate::limits::Limits;
@@ -21,6 +23,63 @@ use crate::limits::Limits;
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
 /// Longest pause between accept attempts; the server never gives up on its listener.
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Connections per IP that have not published yet.
+#[derive(Debug)]
+pub(crate) struct PendingTable {
+    max: usize,
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl PendingTable {
+    fn new(max: usize) -> Self {
+        Self {
+            max: max.max(1),
+            counts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A place for a new connection from `ip`, unless it has `max` already.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<PendingSlot> {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(PendingSlot {
+            table: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One connection's place among its IP's connections that have not published yet; dropping it
+/// gives the place back.
+#[derive(Debug)]
+pub struct PendingSlot {
+    table: Arc<PendingTable>,
+    ip: IpAddr,
+}
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .table
+            .counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Refused connections are logged at most this often, with their count.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Accepts RTMP connections until `cancel` fires, then waits for every connection task (each
 /// sees the same cancellation, asks E-RTMP clients to reconnect, and ends its publish).
@@ -54,6 +113,10 @@ pub async fn serve_on<F, H>(
     let mut next_worker = 0usize;
     let tracker = TaskTracker::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let pending = Arc::new(PendingTable::new(limits.max_pending_per_ip));
+    let budget = Arc::new(PartialBudget::new(limits.partial_budget_bytes));
+    let mut refused_since_log = 0u64;
+    let mut last_refusal_log: Option<tokio::time::Instant> = None;
     let limits = Arc::new(limits);
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
@@ -85,6 +148,21 @@ pub async fn serve_on<F, H>(
                 continue;
             }
         };
+        let Some(slot) = pending.admit(peer.ip()) else {
+            refused_since_log += 1;
+            let now = tokio::time::Instant::now();
+            if last_refusal_log.is_none_or(|at| now.duration_since(at) >= REFUSAL_LOG_INTERVAL) {
+                warn!(ip = %peer.ip(), refused = refused_since_log, max = limits.max_pending_per_ip,
+                    "RTMP connection refused: this address has max_pending_per_ip connections that have not published");
+                refused_since_log = 0;
+                last_refusal_log = Some(now);
+            }
+            continue;
+        };
+        let shared = Shared {
+            pending: Some(slot),
+            budget: Some(budget.clone()),
+        };
         // Small replies (statuses, acks) should not wait for Nagle.
         let _ = stream.set_nodelay(true);
         let handler = make_handler(peer);
@@ -105,7 +183,9 @@ pub async fn serve_on<F, H>(
         let task = async move {
             let _permit = permit;
             let result = match TcpStream::from_std(stream) {
-                Ok(stream) => serve_connection(stream, peer, handler, &limits, cancel).await,
+                Ok(stream) => {
+                    serve_connection_with(stream, peer, handler, &limits, cancel, shared).await
+                }
                 Err(error) => Err(RtmpError::from(error)),
             };
             log_end(&result);

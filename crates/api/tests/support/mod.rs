@@ -133,6 +133,7 @@ pub async fn start_with(settings: ApiSettings) -> TestApi {
         )
         .unwrap(),
         index_waiting: Default::default(),
+        http: Default::default(),
     });
     TestApi {
         router: liverec_api::router(state),

@@ -3,6 +3,8 @@
 /// Why AMF0 bytes could not be decoded. Offsets are from the start of the decoded slice.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum Amf0Error {
+    #[error("more than {max} AMF0 values in one message (at byte {offset})")]
+    TooManyValues { max: usize, offset: usize },
     #[error("AMF0 input ends inside a value at byte {offset}")]
     UnexpectedEnd { offset: usize },
     #[error("unknown or unsupported AMF0 type marker {marker:#04x} at byte {offset}")]

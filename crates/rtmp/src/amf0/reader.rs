@@ -6,11 +6,18 @@ use super::{Amf0Error, Value, marker};
 /// keeps recursion (and so the stack) bounded for hostile input.
 pub const MAX_DEPTH: usize = 32;
 
+/// Most values (nested ones included) decoded from one message. A `connect` has a few dozen and
+/// an `onMetaData` a few hundred; the cap bounds what a hostile message of one-byte values
+/// (nulls) costs once decoded (each value takes tens of bytes in memory).
+pub const MAX_VALUES: usize = 4096;
+
 /// Decodes AMF0 values one after the other from a slice.
 #[derive(Debug)]
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Values decoded so far (see [`MAX_VALUES`]).
+    values: usize,
 }
 
 /// Decodes every value in `buf` (a whole command or data message body).
@@ -25,7 +32,11 @@ pub fn decode_all(buf: &[u8]) -> Result<Vec<Value>, Amf0Error> {
 
 impl<'a> Reader<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        Self { buf, pos: 0 }
+        Self {
+            buf,
+            pos: 0,
+            values: 0,
+        }
     }
 
     /// Bytes consumed so far: lets a caller slice the undecoded rest without copying.
@@ -44,6 +55,13 @@ impl<'a> Reader<'a> {
 
     fn value(&mut self, depth: usize) -> Result<Value, Amf0Error> {
         let offset = self.pos;
+        self.values += 1;
+        if self.values > MAX_VALUES {
+            return Err(Amf0Error::TooManyValues {
+                max: MAX_VALUES,
+                offset,
+            });
+        }
         let marker = self.u8()?;
         Ok(match marker {
             marker::NUMBER => Value::Number(self.f64()?),
@@ -201,6 +219,30 @@ mod tests {
             matches!(err, Amf0Error::TooDeep { max: MAX_DEPTH, .. }),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn values_per_message_are_capped() {
+        let at_cap = vec![marker::NULL; MAX_VALUES];
+        assert_eq!(decode_all(&at_cap).unwrap().len(), MAX_VALUES);
+        let over = vec![marker::NULL; MAX_VALUES + 1];
+        assert_eq!(
+            decode_all(&over),
+            Err(Amf0Error::TooManyValues {
+                max: MAX_VALUES,
+                offset: MAX_VALUES
+            })
+        );
+        // Nested values count too: one object of many properties.
+        let mut object = vec![marker::OBJECT];
+        for _ in 0..MAX_VALUES {
+            object.extend_from_slice(&[0, 1, b'k', marker::NULL]);
+        }
+        object.extend_from_slice(&[0, 0, marker::OBJECT_END]);
+        assert!(matches!(
+            decode_all(&object),
+            Err(Amf0Error::TooManyValues { .. })
+        ));
     }
 
     #[test]

@@ -2,8 +2,19 @@
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum ChunkReadError {
-    #[error("message of {length} bytes on chunk stream {csid} exceeds the limit of {max}")]
-    MessageTooLong { csid: u32, length: u32, max: u32 },
+    #[error(
+        "message of type {type_id} and {length} bytes on chunk stream {csid} exceeds the limit of {max} for its type"
+    )]
+    MessageTooLong {
+        csid: u32,
+        type_id: u8,
+        length: u32,
+        max: u32,
+    },
+    #[error(
+        "a {length}-byte message would take the server's partial messages beyond their budget of {max} bytes"
+    )]
+    ServerPartialBudget { length: u32, max: usize },
     #[error("more than {max} chunk streams in use (new one: {csid})")]
     TooManyChunkStreams { csid: u32, max: usize },
     #[error(

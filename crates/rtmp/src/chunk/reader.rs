@@ -12,6 +12,65 @@ pub const MAX_CHUNK_SIZE: u32 = 16 * 1024 * 1024;
 /// Largest message accepted (the header field allows 16 MiB). A 4K keyframe is well below.
 pub const MAX_MESSAGE_LENGTH: u32 = 8 * 1024 * 1024;
 
+/// Largest command or shared-object message (they are AMF-decoded; `connect` and `publish` from
+/// real encoders take a few hundred bytes).
+pub const MAX_COMMAND_MESSAGE_LENGTH: u32 = 32 * 1024;
+
+/// Largest data message (`@setDataFrame`/`onMetaData`, text and cue points), also AMF-decoded.
+pub const MAX_DATA_MESSAGE_LENGTH: u32 = 256 * 1024;
+
+/// The largest message of `type_id` accepted: media and aggregates up to
+/// [`MAX_MESSAGE_LENGTH`], AMF data up to [`MAX_DATA_MESSAGE_LENGTH`], everything else (commands,
+/// shared objects, control, unknown types) up to [`MAX_COMMAND_MESSAGE_LENGTH`].
+pub fn max_message_length(type_id: u8) -> u32 {
+    match type_id {
+        type_id::AUDIO | type_id::VIDEO | type_id::AGGREGATE => MAX_MESSAGE_LENGTH,
+        type_id::DATA_AMF0 | type_id::DATA_AMF3 => MAX_DATA_MESSAGE_LENGTH,
+        _ => MAX_COMMAND_MESSAGE_LENGTH,
+    }
+}
+
+/// Bytes the half-received messages of all connections may hold together (a shared
+/// [`PartialBudget`]); a connection whose message would go beyond it is closed.
+pub const DEFAULT_PARTIAL_BUDGET_BYTES: usize = 256 * 1024 * 1024;
+
+/// Memory shared by the partial messages of every connection, counted by declared length.
+#[derive(Debug)]
+pub struct PartialBudget {
+    max: usize,
+    used: std::sync::atomic::AtomicUsize,
+}
+
+impl PartialBudget {
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            used: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Bytes reserved now.
+    pub fn used(&self) -> usize {
+        self.used.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn reserve(&self, n: usize) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.used
+            .fetch_update(Relaxed, Relaxed, |used| {
+                used.checked_add(n).filter(|&total| total <= self.max)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, n: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let _ = self
+            .used
+            .fetch_update(Relaxed, Relaxed, |used| Some(used.saturating_sub(n)));
+    }
+}
+
 /// Chunk streams a peer may use. Encoders use fewer than ten.
 pub const MAX_CHUNK_STREAMS: usize = 64;
 
@@ -70,6 +129,14 @@ struct Start {
 /// alive, so blocks stay small.
 const PAYLOAD_BLOCK_SIZE: usize = 16 * 1024;
 
+impl Drop for Reader {
+    /// A connection that ends mid-message gives its reservation back.
+    fn drop(&mut self) {
+        let held = self.partial_bytes;
+        self.release_partial(held);
+    }
+}
+
 /// Reassembles messages from chunks. Keeps its own chunk size (changed by SetChunkSize
 /// messages, which it applies itself before returning them) and header state per chunk stream.
 #[derive(Debug)]
@@ -77,6 +144,8 @@ pub struct Reader {
     chunk_size: u32,
     streams: Vec<ChunkStream>,
     partial_bytes: usize,
+    /// Where `partial_bytes` are also counted, across connections.
+    budget: Option<std::sync::Arc<PartialBudget>>,
     /// The free rest of the current payload block.
     block: BytesMut,
 }
@@ -93,7 +162,23 @@ impl Reader {
             chunk_size: DEFAULT_CHUNK_SIZE,
             streams: Vec::new(),
             partial_bytes: 0,
+            budget: None,
             block: BytesMut::new(),
+        }
+    }
+
+    /// A reader whose partial messages also count against `budget`.
+    pub fn with_budget(budget: std::sync::Arc<PartialBudget>) -> Self {
+        let mut reader = Self::new();
+        reader.budget = Some(budget);
+        reader
+    }
+
+    fn release_partial(&mut self, n: usize) {
+        let n = n.min(self.partial_bytes);
+        self.partial_bytes -= n;
+        if let Some(budget) = &self.budget {
+            budget.release(n);
         }
     }
 
@@ -233,11 +318,13 @@ impl Reader {
                     stream_id: stream_id.unwrap_or(0),
                 },
             };
-            if start.length > MAX_MESSAGE_LENGTH {
+            let max = max_message_length(start.type_id);
+            if start.length > max {
                 return Err(ChunkReadError::MessageTooLong {
                     csid,
+                    type_id: start.type_id,
                     length: start.length,
-                    max: MAX_MESSAGE_LENGTH,
+                    max,
                 });
             }
             let first_chunk = start.length.min(self.chunk_size);
@@ -317,6 +404,15 @@ impl Reader {
                 buf.advance(parsed.payload_len);
                 return Ok(Some(message));
             }
+            // Reserved before it is allocated; the reader's error closes the connection.
+            if let Some(budget) = &self.budget
+                && !budget.reserve(start.length as usize)
+            {
+                return Err(ChunkReadError::ServerPartialBudget {
+                    length: start.length,
+                    max: budget.max,
+                });
+            }
             let mut data = BytesMut::with_capacity(start.length as usize);
             data.extend_from_slice(payload);
             buf.advance(parsed.payload_len);
@@ -344,8 +440,10 @@ impl Reader {
             .take()
             .map(|p| p.data.freeze())
             .unwrap_or_default();
-        self.partial_bytes = self.partial_bytes.saturating_sub(stream.length as usize);
-        Ok(Some(stream.message(data)))
+        let message = stream.message(data);
+        let length = stream.length as usize;
+        self.release_partial(length);
+        Ok(Some(message))
     }
 
     /// SetChunkSize and Abort change how the next chunks are read, so they act here.
@@ -369,7 +467,8 @@ impl Reader {
                 if let Some(stream) = self.streams.iter_mut().find(|s| s.csid == csid)
                     && stream.partial.take().is_some()
                 {
-                    self.partial_bytes = self.partial_bytes.saturating_sub(stream.length as usize);
+                    let length = stream.length as usize;
+                    self.release_partial(length);
                 }
             }
             _ => {}
@@ -776,6 +875,76 @@ mod tests {
             r.read(&mut start_messages(fit + 1)),
             Err(ChunkReadError::PartialMessagesTooLarge { csid, .. }) if csid == u32::from(fit) + 3
         ));
+    }
+
+    /// The first chunk (128 bytes) of a message of `length` bytes and `type_id` on `csid`.
+    fn first_chunk(csid: u8, type_id: u8, length: u32) -> BytesMut {
+        let mut buf = BytesMut::new();
+        buf.put_slice(&[csid, 0, 0, 0]);
+        buf.put_slice(&length.to_be_bytes()[1..]);
+        buf.put_slice(&[type_id, 1, 0, 0, 0]);
+        buf.put_slice(&vec![0u8; length.min(128) as usize]);
+        buf
+    }
+
+    #[test]
+    fn each_message_type_has_its_own_size_limit_checked_at_its_header() {
+        for (type_id, max) in [
+            (type_id::COMMAND_AMF0, MAX_COMMAND_MESSAGE_LENGTH),
+            (type_id::COMMAND_AMF3, MAX_COMMAND_MESSAGE_LENGTH),
+            (type_id::SHARED_OBJECT_AMF0, MAX_COMMAND_MESSAGE_LENGTH),
+            (type_id::DATA_AMF0, MAX_DATA_MESSAGE_LENGTH),
+            (type_id::DATA_AMF3, MAX_DATA_MESSAGE_LENGTH),
+            (type_id::VIDEO, MAX_MESSAGE_LENGTH),
+            (type_id::AUDIO, MAX_MESSAGE_LENGTH),
+            (type_id::AGGREGATE, MAX_MESSAGE_LENGTH),
+            (42, MAX_COMMAND_MESSAGE_LENGTH),
+        ] {
+            assert_eq!(max_message_length(type_id), max);
+            let mut r = Reader::new();
+            assert_eq!(
+                r.read(&mut first_chunk(3, type_id, max)),
+                Ok(None),
+                "{type_id}"
+            );
+            assert_eq!(
+                Reader::new().read(&mut first_chunk(3, type_id, max + 1)),
+                Err(ChunkReadError::MessageTooLong {
+                    csid: 3,
+                    type_id,
+                    length: max + 1,
+                    max
+                }),
+                "nothing is buffered for a message over its type's limit"
+            );
+        }
+    }
+
+    #[test]
+    fn partial_messages_of_all_readers_share_one_budget() {
+        let budget = std::sync::Arc::new(PartialBudget::new(3 * 1024 * 1024));
+        let mut a = Reader::with_budget(budget.clone());
+        let mut b = Reader::with_budget(budget.clone());
+        assert_eq!(a.read(&mut first_chunk(3, 9, 2 * 1024 * 1024)), Ok(None));
+        assert_eq!(budget.used(), 2 * 1024 * 1024);
+        assert_eq!(
+            b.read(&mut first_chunk(3, 9, 2 * 1024 * 1024)),
+            Err(ChunkReadError::ServerPartialBudget {
+                length: 2 * 1024 * 1024,
+                max: 3 * 1024 * 1024
+            })
+        );
+        // A reader that goes away (its connection closed mid-message) gives its share back.
+        drop(a);
+        assert_eq!(budget.used(), 0);
+        let mut c = Reader::with_budget(budget.clone());
+        let mut buf = first_chunk(3, 9, 300);
+        buf.put_slice(&[0xC3]);
+        buf.put_slice(&[0u8; 128]);
+        buf.put_slice(&[0xC3]);
+        buf.put_slice(&[0u8; 44]);
+        assert_eq!(c.read(&mut buf).unwrap().unwrap().payload.len(), 300);
+        assert_eq!(budget.used(), 0, "a completed message gives its share back");
     }
 
     #[test]
