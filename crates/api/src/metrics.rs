@@ -88,26 +88,58 @@ pub(crate) async fn serve(State(state): State<Arc<ApiState>>) -> Response {
 /// The API port's own connection counters (docs/SECURITY.md).
 fn http_counters(out: &mut String, http: &crate::server::HttpCounters) {
     use std::sync::atomic::Ordering::Relaxed;
+    let metric = |out: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    metric(
+        out,
+        "liverec_api_connections_open",
+        "gauge",
+        "Connections open on the API port.",
+    );
     let _ = writeln!(
         out,
-        "# HELP liverec_api_connections_open Connections open on the API port.
-         # TYPE liverec_api_connections_open gauge
-liverec_api_connections_open {}
-         # HELP liverec_api_connections_refused_total Connections closed as accepted: api.max_connections open, or api.max_pending_connections_per_ip from that address.
-         # TYPE liverec_api_connections_refused_total counter
-         liverec_api_connections_refused_total{{reason=\"max_connections\"}} {}
-         liverec_api_connections_refused_total{{reason=\"max_pending_per_ip\"}} {}
-         # HELP liverec_api_connections_timed_out_total Connections closed for a request head not sent in time or an idle keep-alive.
-         # TYPE liverec_api_connections_timed_out_total counter
-liverec_api_connections_timed_out_total {}
-         # HELP liverec_api_requests_throttled_total Requests answered 429 Throttling (api.requests_per_ip).
-         # TYPE liverec_api_requests_throttled_total counter
-liverec_api_requests_throttled_total {}",
-        http.open.load(Relaxed),
-        http.refused_total.load(Relaxed),
-        http.refused_per_ip.load(Relaxed),
-        http.timed_out.load(Relaxed),
-        http.throttled.load(Relaxed),
+        "liverec_api_connections_open {}",
+        http.open.load(Relaxed)
+    );
+    metric(
+        out,
+        "liverec_api_connections_refused_total",
+        "counter",
+        "Connections closed as they were accepted: api.max_connections open, or \
+         api.max_pending_connections_per_ip from that address.",
+    );
+    for (reason, value) in [
+        ("max_connections", &http.refused_total),
+        ("max_pending_per_ip", &http.refused_per_ip),
+    ] {
+        let _ = writeln!(
+            out,
+            "liverec_api_connections_refused_total{{reason=\"{reason}\"}} {}",
+            value.load(Relaxed)
+        );
+    }
+    metric(
+        out,
+        "liverec_api_connections_timed_out_total",
+        "counter",
+        "Connections closed because a request head was not sent in time or a keep-alive stayed idle.",
+    );
+    let _ = writeln!(
+        out,
+        "liverec_api_connections_timed_out_total {}",
+        http.timed_out.load(Relaxed)
+    );
+    metric(
+        out,
+        "liverec_api_requests_throttled_total",
+        "counter",
+        "Requests answered 429 Throttling (api.requests_per_ip).",
+    );
+    let _ = writeln!(
+        out,
+        "liverec_api_requests_throttled_total {}",
+        http.throttled.load(Relaxed)
     );
 }
 

@@ -31,6 +31,8 @@ pub struct Server {
     env: Vec<(String, String)>,
     /// The API port (OpenAPI, `/vod/…` playback, `/metrics`), from the log.
     pub api: SocketAddr,
+    /// Open-file limit (soft and hard) of the server process, set through the shell.
+    nofile: Option<u64>,
 }
 
 impl Server {
@@ -43,6 +45,12 @@ impl Server {
     /// Like [`Server::start`], with extra environment variables for the server process
     /// (`LIVEREC_*` overrides).
     pub fn start_with_env(extra_toml: &str, env: &[(&str, &str)]) -> Server {
+        Server::start_with(extra_toml, env, None)
+    }
+
+    /// Like [`Server::start_with_env`], with the process's open-file limit (soft and hard) at
+    /// `nofile` when given.
+    pub fn start_with(extra_toml: &str, env: &[(&str, &str)], nofile: Option<u64>) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("liverec.toml");
         let data = dir.path().join("data");
@@ -67,6 +75,7 @@ impl Server {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
             api: SocketAddr::from(([127, 0, 0, 1], 0)),
+            nofile,
         };
         server.spawn();
         server
@@ -76,7 +85,18 @@ impl Server {
     /// listens. Lines of an earlier process stay in the log.
     fn spawn(&mut self) {
         let config = self.dir.path().join("liverec.toml");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_liverec"))
+        let mut command = match self.nofile {
+            // The shell sets the limit and becomes liverec (no unsafe pre_exec here).
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_liverec"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_liverec")),
+        };
+        let mut child = command
             .args(["serve", "--config"])
             .arg(&config)
             .env("LIVEREC_LOG", "info,liverec_rtmp=debug")
@@ -124,6 +144,11 @@ impl Server {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "the server is still running");
         self.spawn();
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("server running")
     }
 
     /// The API's address (the OpenAPI, `/vod/`, `/metrics`).
