@@ -55,11 +55,11 @@ async fn flood_slot(
                 let mut buf = [0u8; 256];
                 // Until the server closes it (or the test ends).
                 while !stop.load(Ordering::Relaxed) {
-                    match tokio::time::timeout(Duration::from_millis(500), stream.read(&mut buf))
-                        .await
-                    {
-                        Ok(Ok(0) | Err(_)) => break,
-                        Ok(Ok(_)) | Err(_) => {}
+                    let read =
+                        tokio::time::timeout(Duration::from_millis(500), stream.read(&mut buf))
+                            .await;
+                    if let Ok(Ok(0) | Err(_)) = read {
+                        break;
                     }
                 }
             }
