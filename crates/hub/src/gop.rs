@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use liverec_media::{Frame, TrackKind};
 
-/// Default cap of one stream's cache (DESIGN.md: 16 MiB).
+/// Default cap of one stream's cache, in payload plus per-frame overhead
+/// ([`liverec_media::Frame::memory_cost`]; DESIGN.md: 16 MiB).
 pub const DEFAULT_GOP_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// A cached frame: its hub sequence number, the frame, and when it arrived (a recording's
@@ -46,7 +47,7 @@ impl GopCache {
             // Nothing decodable to append to.
             return;
         }
-        let size = frame.data.len();
+        let size = frame.memory_cost();
         if self.bytes + size > self.cap_bytes {
             self.clear();
             self.overflowed = true;
@@ -119,7 +120,7 @@ mod tests {
         add(&mut c, 6, &frame(TrackKind::Audio, 82, true, 10), true);
         let seqs: Vec<u64> = c.iter().map(|(s, _, _)| *s).collect();
         assert_eq!(seqs, vec![5, 6]);
-        assert_eq!(c.bytes(), 20);
+        assert_eq!(c.bytes(), 20 + 2 * liverec_media::FRAME_OVERHEAD_BYTES);
     }
 
     #[test]
@@ -131,8 +132,27 @@ mod tests {
     }
 
     #[test]
+    fn tiny_frames_are_charged_their_overhead() {
+        // A keyframe then many 1-byte frames: the cap counts frames, not only payload.
+        let cap = 100 * liverec_media::FRAME_OVERHEAD_BYTES;
+        let mut c = GopCache::new(cap);
+        add(&mut c, 0, &frame(TrackKind::Video, 0, true, 1), true);
+        for seq in 1..200 {
+            add(
+                &mut c,
+                seq,
+                &frame(TrackKind::Video, seq as i64, false, 1),
+                true,
+            );
+        }
+        assert!(c.is_empty(), "the GOP outgrew the cap: dropped");
+        assert_eq!(c.overflows(), 1);
+    }
+
+    #[test]
     fn oversized_gop_is_dropped_until_next_keyframe() {
-        let mut c = GopCache::new(25);
+        let o = liverec_media::FRAME_OVERHEAD_BYTES;
+        let mut c = GopCache::new(25 + 2 * o);
         add(&mut c, 1, &frame(TrackKind::Video, 0, true, 10), true);
         add(&mut c, 2, &frame(TrackKind::Video, 40, false, 10), true);
         add(&mut c, 3, &frame(TrackKind::Video, 80, false, 10), true);

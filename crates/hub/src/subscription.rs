@@ -9,7 +9,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::registry::{PublishInfo, StreamShared};
 
-/// Default queue of one subscriber, in bytes of frame payload (DESIGN.md: 8 MiB).
+/// Default queue of one subscriber, in bytes of frame payload plus per-frame overhead
+/// ([`liverec_media::Frame::memory_cost`]; DESIGN.md: 8 MiB).
 pub const DEFAULT_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 /// Default longest time the recorder may hold up its own publisher (DESIGN.md: 2 s).
 pub const DEFAULT_MAX_BLOCK: Duration = Duration::from_secs(2);
@@ -117,7 +118,7 @@ impl SubscriberShared {
     }
 
     fn permits_for(&self, frame: &Frame) -> u32 {
-        let bytes = frame.data.len().clamp(1, self.queue_bytes);
+        let bytes = frame.memory_cost().clamp(1, self.queue_bytes);
         u32::try_from(bytes).unwrap_or(u32::MAX)
     }
 

@@ -149,7 +149,8 @@ async fn full_recorder_queue_blocks_its_publisher_then_skips_to_keyframe_with_ga
     slow.set_config(video_config());
     let opts = SubscribeOptions {
         from_gop: false,
-        queue_bytes: 100,
+        // Two frames of 50 bytes, each charged its overhead too.
+        queue_bytes: 2 * (50 + liverec_media::FRAME_OVERHEAD_BYTES),
         policy: SlowPolicy::Block {
             max_wait: Duration::from_secs(2),
         },
@@ -219,4 +220,41 @@ async fn a_stalled_recorder_never_slows_another_stream() {
     }
     assert_eq!(started.elapsed(), Duration::ZERO);
     slow_task.await.unwrap();
+}
+
+/// Issue 12: a keyframe followed by a flood of 1-byte frames cannot queue more frames than the
+/// budget holds once each frame is charged its overhead.
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_tiny_frames_is_bounded_by_frame_count_too() {
+    let (hub, _events) = hub(HubConfig::default());
+    let mut publisher = hub.publish(key("tiny"), vec![], None).await.unwrap();
+    publisher.set_config(video_config());
+    let queue_bytes = 64 * 1024;
+    let opts = SubscribeOptions {
+        from_gop: false,
+        queue_bytes,
+        policy: SlowPolicy::Skip,
+    };
+    let mut sub = hub.subscribe(&key("tiny"), opts).unwrap();
+    assert!(publisher.push(TrackKind::Video, 0, 0, true, data(1)).await);
+    for dts in 1..100_000 {
+        assert!(
+            publisher
+                .push(TrackKind::Video, dts, 0, false, data(1))
+                .await
+        );
+    }
+    // Count what was queued (the subscriber has not read anything yet).
+    let mut queued = 0usize;
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(10), sub.recv()).await {
+        if matches!(event, HubEvent::Frame(_)) {
+            queued += 1;
+        }
+    }
+    let most = queue_bytes / (1 + liverec_media::FRAME_OVERHEAD_BYTES);
+    assert!(
+        queued > 0 && queued <= most,
+        "{queued} frames queued for a {queue_bytes}-byte budget (at most {most})"
+    );
+    assert!(sub.dropped_total() >= 100_000 - most as u64);
 }

@@ -31,7 +31,18 @@ pub struct Frame {
     pub data: Bytes,
 }
 
+/// What one frame costs in memory besides its payload: the `Frame` itself, the payload's
+/// shared header, and a queue or cache slot. Budgets count it, so a keyframe followed by
+/// millions of 1-byte frames fills them as surely as large frames do.
+pub const FRAME_OVERHEAD_BYTES: usize = 128;
+
 impl Frame {
+    /// The bytes a queue or cache holding this frame is charged: payload plus
+    /// [`FRAME_OVERHEAD_BYTES`].
+    pub fn memory_cost(&self) -> usize {
+        self.data.len().saturating_add(FRAME_OVERHEAD_BYTES)
+    }
+
     /// Presentation timestamp in milliseconds.
     pub fn pts(&self) -> i64 {
         self.dts + i64::from(self.cts)

@@ -11,4 +11,4 @@ pub mod frame;
 pub mod timestamp;
 
 pub use codec::{AudioCodec, AudioConfig, CodecConfig, Tracks, VideoCodec, VideoConfig};
-pub use frame::{Frame, TrackKind};
+pub use frame::{FRAME_OVERHEAD_BYTES, Frame, TrackKind};
