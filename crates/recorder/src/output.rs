@@ -274,11 +274,76 @@ impl Output {
     }
 }
 
+/// Files and segments one output may start after its first: a burst, then one per second
+/// of wall time. A publisher that churns codec configs or inflates timestamps cannot make
+/// liverec create files faster than that; a file pushed at full speed fits in the burst (a
+/// 1-hour recording in 10 s slices takes 360).
+pub const CUT_BURST: u32 = 600;
+/// Refill of [`CUT_BURST`], per second of wall time.
+pub const CUT_REFILL_PER_SEC: u32 = 1;
+
+/// A token bucket of cuts (new files, new segments) of one output.
+#[derive(Debug)]
+pub struct CutBudget {
+    tokens: f64,
+    last: Option<Instant>,
+    /// A codec change could not start a new file: frames are dropped until one can.
+    dropping: bool,
+    /// Cuts refused so far (logged sparsely).
+    refused: u64,
+}
+
+impl Default for CutBudget {
+    fn default() -> Self {
+        Self {
+            tokens: f64::from(CUT_BURST),
+            last: None,
+            dropping: false,
+            refused: 0,
+        }
+    }
+}
+
+impl CutBudget {
+    /// Takes a token for a cut at `now`, if there is one.
+    pub fn allow(&mut self, now: Instant) -> bool {
+        if let Some(last) = self.last {
+            let refill =
+                now.saturating_duration_since(last).as_secs_f64() * f64::from(CUT_REFILL_PER_SEC);
+            self.tokens = (self.tokens + refill).min(f64::from(CUT_BURST));
+        }
+        self.last = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            self.refused += 1;
+            false
+        }
+    }
+
+    /// Refused cuts so far.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+}
+
+/// Where a frame falls relative to the open file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Boundary {
+    Inside,
+    /// The cycle is over: the file may end at this GOP start (or go on for a while).
+    CycleOver,
+    /// The codecs changed: the file must end before the frame.
+    CodecsChanged,
+}
+
 /// What [`write_frame`] needs of a format: cut decisions, opening, writing, closing.
 trait FormatWriter {
     fn failures(&mut self) -> &mut Failures;
-    /// `None` when no file is open; else whether a file boundary (cycle, codec change) passed.
-    fn cut_due(&self, input: &FrameIn<'_>) -> Option<bool>;
+    fn cuts(&mut self) -> &mut CutBudget;
+    /// `None` when no file is open; else where the frame falls.
+    fn cut_due(&self, input: &FrameIn<'_>) -> Option<Boundary>;
     async fn open(&mut self, input: &FrameIn<'_>) -> Result<(), OutputError>;
     async fn write_open(&mut self, input: &FrameIn<'_>) -> Result<(), OutputError>;
     fn close(&mut self);
@@ -286,12 +351,25 @@ trait FormatWriter {
 
 /// The flow every format shares: files end and begin only at a GOP start; a failure (disk
 /// full, storage gone) closes the file and skips to the next GOP start, counted in a gap.
+///
+/// Cuts are limited by the output's [`CutBudget`]: a cycle cut refused leaves the file going
+/// on (nothing lost); a codec change refused drops frames until a new file may start.
 async fn write_frame<W: FormatWriter>(writer: &mut W, input: &FrameIn<'_>) {
-    let open = match writer.cut_due(input) {
-        Some(true) if input.starts_gop => {
-            writer.close();
-            false
+    let boundary = writer.cut_due(input);
+    let open = match boundary {
+        Some(b @ (Boundary::CycleOver | Boundary::CodecsChanged)) if input.starts_gop => {
+            if writer.cuts().allow(input.now) {
+                writer.cuts().dropping = false;
+                writer.close();
+                false
+            } else if b == Boundary::CycleOver {
+                true
+            } else {
+                refuse_codec_cut(writer);
+                return;
+            }
         }
+        Some(Boundary::CodecsChanged) if writer.cuts().dropping => return,
         Some(_) => true,
         None => false,
     };
@@ -318,9 +396,27 @@ async fn write_frame<W: FormatWriter>(writer: &mut W, input: &FrameIn<'_>) {
     }
 }
 
-/// Whether the open file ends before `input`: its cycle is over or the codecs changed.
-fn boundary_passed(clock: &FileClock, tracks: &Tracks, input: &FrameIn<'_>, cycle_ms: i64) -> bool {
-    clock.elapsed(input.dts) >= cycle_ms || *tracks != *input.tracks
+/// A codec change that may not start a new file yet: its frames cannot go in the open file.
+fn refuse_codec_cut<W: FormatWriter>(writer: &mut W) {
+    let cuts = writer.cuts();
+    cuts.dropping = true;
+    let refused = cuts.refused();
+    if refused.is_power_of_two() {
+        let failures = writer.failures();
+        tracing::warn!(stream = %failures.stream, format = failures.format.as_str(), refused,
+            "codec configs change faster than files may start (a burst of {CUT_BURST}, then one per second): frames dropped until the next file");
+    }
+}
+
+/// Where `input` falls relative to the open file: its cycle over, its codecs changed.
+fn boundary(clock: &FileClock, tracks: &Tracks, input: &FrameIn<'_>, cycle_ms: i64) -> Boundary {
+    if *tracks != *input.tracks {
+        Boundary::CodecsChanged
+    } else if clock.elapsed(input.dts) >= cycle_ms {
+        Boundary::CycleOver
+    } else {
+        Boundary::Inside
+    }
 }
 
 /// Failures of one output, logged sparsely (1st, 2nd, 4th, 8th …) so a full disk does not
@@ -435,4 +531,30 @@ fn video_size(tracks: &Tracks) -> (u32, u32) {
         .video
         .as_ref()
         .map_or((0, 0), |v| (v.width, v.height))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn cuts_come_in_a_burst_then_one_per_second() {
+        let mut budget = CutBudget::default();
+        let start = Instant::now();
+        for i in 0..CUT_BURST {
+            assert!(budget.allow(start), "cut {i} of the burst");
+        }
+        assert!(!budget.allow(start), "the burst is spent");
+        assert!(!budget.allow(start + Duration::from_millis(500)));
+        assert!(budget.allow(start + Duration::from_millis(1500)));
+        assert!(!budget.allow(start + Duration::from_millis(1600)));
+        assert_eq!(budget.refused(), 3);
+        // A long quiet spell refills the burst, never more.
+        let later = start + Duration::from_secs(24 * 3600);
+        for _ in 0..CUT_BURST {
+            assert!(budget.allow(later));
+        }
+        assert!(!budget.allow(later));
+    }
 }

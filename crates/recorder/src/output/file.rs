@@ -8,8 +8,8 @@ use liverec_mux::{Patch, flv, fmp4};
 use liverec_storage::StoreRequest;
 
 use super::{
-    Failures, FileClock, FileRecord, FormatWriter, FrameIn, OutputContext, OutputError,
-    boundary_passed, completion, drop_meta, new_id, save_meta, video_size,
+    Boundary, CutBudget, Failures, FileClock, FileRecord, FormatWriter, FrameIn, OutputContext,
+    OutputError, boundary, completion, drop_meta, new_id, save_meta, video_size,
 };
 use crate::config::Format;
 use crate::recovery::{MetaKind, SpoolMeta};
@@ -62,6 +62,7 @@ pub struct FileOutput {
     open: Option<OpenFile>,
     next_sequence: u64,
     pub(super) failures: Failures,
+    cuts: CutBudget,
 }
 
 impl FormatWriter for FileOutput {
@@ -69,10 +70,14 @@ impl FormatWriter for FileOutput {
         &mut self.failures
     }
 
-    fn cut_due(&self, input: &FrameIn<'_>) -> Option<bool> {
+    fn cuts(&mut self) -> &mut CutBudget {
+        &mut self.cuts
+    }
+
+    fn cut_due(&self, input: &FrameIn<'_>) -> Option<Boundary> {
         self.open
             .as_ref()
-            .map(|open| boundary_passed(&open.clock, &open.tracks, input, self.ctx.cycle_ms()))
+            .map(|open| boundary(&open.clock, &open.tracks, input, self.ctx.cycle_ms()))
     }
 
     async fn open(&mut self, input: &FrameIn<'_>) -> Result<(), OutputError> {
@@ -98,6 +103,7 @@ impl FileOutput {
             open: None,
             next_sequence: 0,
             failures,
+            cuts: CutBudget::default(),
         }
     }
 

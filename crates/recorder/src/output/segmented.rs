@@ -16,8 +16,8 @@ use liverec_storage::StoreRequest;
 use liverec_storage::layout::{self, ObjectName, relative_uri};
 
 use super::{
-    Failures, FileClock, FileRecord, FormatWriter, FrameIn, OutputContext, OutputError,
-    SegmentRecord, boundary_passed, completion, drop_meta, name_vars, new_id, save_meta,
+    Boundary, CutBudget, Failures, FileClock, FileRecord, FormatWriter, FrameIn, OutputContext,
+    OutputError, SegmentRecord, boundary, completion, drop_meta, name_vars, new_id, save_meta,
     video_size,
 };
 use crate::config::Format;
@@ -63,6 +63,7 @@ pub struct SegmentedOutput {
     open: Option<OpenPlaylist>,
     next_sequence: u64,
     pub(super) failures: Failures,
+    cuts: CutBudget,
 }
 
 impl FormatWriter for SegmentedOutput {
@@ -70,10 +71,14 @@ impl FormatWriter for SegmentedOutput {
         &mut self.failures
     }
 
-    fn cut_due(&self, input: &FrameIn<'_>) -> Option<bool> {
+    fn cuts(&mut self) -> &mut CutBudget {
+        &mut self.cuts
+    }
+
+    fn cut_due(&self, input: &FrameIn<'_>) -> Option<Boundary> {
         self.open
             .as_ref()
-            .map(|open| boundary_passed(&open.clock, &open.tracks, input, self.ctx.cycle_ms()))
+            .map(|open| boundary(&open.clock, &open.tracks, input, self.ctx.cycle_ms()))
     }
 
     async fn open(&mut self, input: &FrameIn<'_>) -> Result<(), OutputError> {
@@ -99,6 +104,7 @@ impl SegmentedOutput {
             open: None,
             next_sequence: 0,
             failures,
+            cuts: CutBudget::default(),
         }
     }
 
@@ -177,11 +183,13 @@ impl SegmentedOutput {
             dts,
             ..input.frame.clone()
         };
+        // A segment cut refused by the budget leaves the segment going on.
         let cut = input.starts_gop
             && open
                 .segment
                 .as_ref()
-                .is_some_and(|s| dts - s.start >= slice_ms);
+                .is_some_and(|s| dts - s.start >= slice_ms)
+            && self.cuts.allow(input.now);
         match &mut open.muxer {
             Muxer::Cmaf(m) => {
                 // Pushed first so the flush ends the fragment right before this keyframe.
