@@ -63,6 +63,9 @@ pub struct ApiSettings {
     pub default_qps: u32,
     /// Only declared domains exist (`InvalidDomain.NotFound` otherwise).
     pub strict_domains: bool,
+    /// The declared domains, lowercase: the config's `domains` and `default_domain`
+    /// (DESIGN.md "Domains"). In strict mode they are the only ones.
+    pub declared_domains: Vec<String>,
     /// How long a looked-up access key is reused (zero: every request reads the catalog).
     pub key_cache_ttl: Duration,
     /// `None`: any bucket name is accepted (a local directory); `Some(list)`: only those.
@@ -83,6 +86,7 @@ impl Default for ApiSettings {
             qps: HashMap::new(),
             default_qps: throttle::DEFAULT_QPS,
             strict_domains: false,
+            declared_domains: Vec::new(),
             key_cache_ttl: DEFAULT_KEY_CACHE_TTL,
             buckets: None,
             allow_private_notify_hosts: true,

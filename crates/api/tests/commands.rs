@@ -82,12 +82,24 @@ async fn start_without_a_record_config() {
 async fn strict_domains_refuse_undeclared_ones() {
     let api = start_with(liverec_api::ApiSettings {
         strict_domains: true,
+        declared_domains: vec!["other.example".into()],
         ..settings()
     })
     .await;
     rtrc(&api, "cam", "stop")
         .await
         .assert_error(404, "InvalidDomain.NotFound");
+    // A domain in the catalog (made before strict mode was on) is still not declared.
+    api.catalog.ensure_domain("example.com").await.unwrap();
+    rtrc(&api, "cam", "stop")
+        .await
+        .assert_error(404, "InvalidDomain.NotFound");
+    let api = start_with(liverec_api::ApiSettings {
+        strict_domains: true,
+        declared_domains: vec!["example.com".into()],
+        ..settings()
+    })
+    .await;
     api.catalog.ensure_domain("example.com").await.unwrap();
     rtrc(&api, "cam", "stop").await.assert_ok();
 }

@@ -264,12 +264,13 @@ async fn parameter_matrix_over_http() {
 
 #[tokio::test]
 async fn declared_buckets_and_strict_domains() {
-    let api = start_with(liverec_api::ApiSettings {
+    let strict = |declared: &str| liverec_api::ApiSettings {
         buckets: Some(vec!["default".into(), "archive".into()]),
         strict_domains: true,
+        declared_domains: vec![declared.into()],
         ..settings()
-    })
-    .await;
+    };
+    let api = start_with(strict("other.example")).await;
     let p = minimal("app", None);
     let r = call(&api, ADD, &borrowed(&p)).await;
     r.assert_error(404, "InvalidDomain.NotFound");
@@ -277,7 +278,7 @@ async fn declared_buckets_and_strict_domains() {
         r.message(),
         "The domain provided does not exist in our records."
     );
-    api.catalog.ensure_domain("example.com").await.unwrap();
+    let api = start_with(strict("example.com")).await;
     let r = call(&api, ADD, &borrowed(&p)).await;
     r.assert_error(400, "InvalidOssBucket.NotFound");
     assert_eq!(r.message(), "The parameter OssBucket does not exist.");

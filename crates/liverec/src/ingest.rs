@@ -25,13 +25,24 @@ pub struct DomainPolicy {
     pub strict: bool,
 }
 
+/// The domain of a publish as far as the settings tell.
+#[derive(Debug, PartialEq, Eq)]
+enum DomainOf {
+    Decided(String),
+    /// The tcUrl host, not a declared domain: it is the domain if the catalog knows it
+    /// (outside strict mode), else the default domain is.
+    UndeclaredHost(String),
+}
+
 impl DomainPolicy {
-    fn domain_of(&self, req: &PublishRequest) -> String {
+    /// `vhost=`/`domain=`, else the tcUrl host when it is declared (or, outside strict mode,
+    /// known to the catalog), else the default domain (DESIGN.md "Domains").
+    fn domain_of(&self, req: &PublishRequest) -> DomainOf {
         if let Some(d) = req
             .query_value("vhost")
             .or_else(|| req.query_value("domain"))
         {
-            return d.to_ascii_lowercase();
+            return DomainOf::Decided(d.to_ascii_lowercase());
         }
         let host = req
             .tc_url
@@ -39,9 +50,15 @@ impl DomainPolicy {
             .and_then(tc_url_host)
             .map(str::to_ascii_lowercase);
         match host {
-            Some(h) if self.known.iter().any(|k| k.eq_ignore_ascii_case(&h)) => h,
-            _ => self.default_domain.clone(),
+            Some(h) if self.is_declared(&h) => DomainOf::Decided(h),
+            Some(h) if !self.strict && validate_domain(&h).is_ok() => DomainOf::UndeclaredHost(h),
+            _ => DomainOf::Decided(self.default_domain.clone()),
         }
+    }
+
+    fn is_declared(&self, domain: &str) -> bool {
+        domain.eq_ignore_ascii_case(&self.default_domain)
+            || self.known.iter().any(|k| k.eq_ignore_ascii_case(domain))
     }
 }
 
@@ -196,15 +213,20 @@ impl Ingest {
 
 impl SessionHandler for Ingest {
     async fn on_publish(&mut self, req: &PublishRequest) -> Result<(), Refusal> {
-        let domain = self.domains.domain_of(req);
+        let domain = match self.domains.domain_of(req) {
+            DomainOf::Decided(domain) => domain,
+            // A domain made through the API or by an earlier publish is known too.
+            DomainOf::UndeclaredHost(host) => match self.auth.catalog.domain_exists(&host).await {
+                Ok(true) => host,
+                Ok(false) => self.domains.default_domain.clone(),
+                Err(err) => {
+                    tracing::warn!(%host, %err, "cannot tell whether the tcUrl host is a known domain: using the default domain");
+                    self.domains.default_domain.clone()
+                }
+            },
+        };
         validate_domain(&domain).map_err(|e| Refusal::bad_name(e.to_string()))?;
-        let declared = domain.eq_ignore_ascii_case(&self.domains.default_domain)
-            || self
-                .domains
-                .known
-                .iter()
-                .any(|k| k.eq_ignore_ascii_case(&domain));
-        if self.domains.strict && !declared {
+        if self.domains.strict && !self.domains.is_declared(&domain) {
             tracing::warn!(%domain, peer = %req.peer, "publish refused: domain is not declared (strict_domains)");
             return Err(Refusal::new(
                 Refusal::DENIED,
@@ -416,6 +438,51 @@ mod tests {
         assert_eq!(metadata_video_kbps(&other), None);
         assert_eq!(metadata_video_kbps(&[0x02, 0x00]), None);
         assert_eq!(metadata_video_kbps(&[]), None);
+    }
+
+    #[test]
+    fn the_domain_follows_design_rule() {
+        let policy = |strict| DomainPolicy {
+            default_domain: "live.liverec.local".into(),
+            known: vec!["Declared.example".into()],
+            strict,
+        };
+        let req = |tc_url: &str, query: &[(&str, &str)]| PublishRequest {
+            app: "live".into(),
+            stream_name: "s".into(),
+            query: query
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            tc_url: Some(tc_url.into()),
+            publish_type: "live".into(),
+            peer: "127.0.0.1:1".parse().unwrap(),
+        };
+        let open = policy(false);
+        assert_eq!(
+            open.domain_of(&req("rtmp://h/live", &[("vhost", "V.example")])),
+            DomainOf::Decided("v.example".into())
+        );
+        assert_eq!(
+            open.domain_of(&req("rtmp://declared.EXAMPLE:1935/live", &[])),
+            DomainOf::Decided("declared.example".into())
+        );
+        assert_eq!(
+            open.domain_of(&req("rtmp://api-made.example/live", &[])),
+            DomainOf::UndeclaredHost("api-made.example".into())
+        );
+        assert_eq!(
+            open.domain_of(&req("rtmp://127.0.0.1:1935/live", &[])),
+            DomainOf::UndeclaredHost("127.0.0.1".into()),
+            "an address the catalog does not know falls back to the default domain"
+        );
+        // Strict: only declared domains, never the catalog's.
+        assert_eq!(
+            policy(true).domain_of(&req("rtmp://api-made.example/live", &[])),
+            DomainOf::Decided("live.liverec.local".into())
+        );
+        assert!(policy(true).is_declared("LIVE.liverec.local"));
+        assert!(!policy(true).is_declared("api-made.example"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Publishes noted in the catalog: the streams seen (CreateLiveStreamRecordIndexFiles tells a
-//! stream that never ingested apart from one with nothing recorded) and the publish history
+//! Publishes noted in the catalog: their domains (a publish brings its domain into being), the
+//! streams seen (CreateLiveStreamRecordIndexFiles tells a stream that never ingested apart from
+//! one with nothing recorded) and the publish history
 //! (DescribeLiveStreamsPublishList). Ingest hands notes over a bounded queue, so a busy
 //! database costs a missing note, never a stalled publish.
 
@@ -97,6 +98,10 @@ pub async fn run(
                 client_addr,
                 at_ms,
             } => {
+                // A publish brings its domain into being (DESIGN.md "Domains").
+                if let Err(err) = catalog.ensure_domain(&key.domain).await {
+                    tracing::warn!(stream = %key, %err, "cannot note a publish's domain in the catalog");
+                }
                 if let Err(err) = catalog
                     .touch_stream(&key.domain, &key.app, &key.stream, at_ms)
                     .await

@@ -484,6 +484,12 @@ impl Settings {
             }),
             default_qps: self.api.default_qps,
             strict_domains: self.api.strict_domains,
+            declared_domains: self
+                .domains
+                .iter()
+                .chain(std::iter::once(&self.default_domain))
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
             key_cache_ttl: liverec_api::DEFAULT_KEY_CACHE_TTL,
             buckets: self.api.buckets.clone(),
             allow_private_notify_hosts: self.notify.allow_private_hosts,

@@ -3,6 +3,7 @@
 mod support;
 
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use support::*;
@@ -385,4 +386,33 @@ fn strict_domains_refuse_undeclared_publishes() {
     assert!(accepted.success());
     server.wait_for_log("complete", T);
     assert_eq!(server.recorded("mp4").len(), 1);
+}
+
+/// DESIGN.md "Domains": outside strict mode a domain made through the API is known, so a
+/// publish whose tcUrl host names it records under it; an unknown host gets the default domain.
+#[test]
+fn a_domain_made_through_the_api_is_recognised_in_the_tc_url() {
+    let mut server = Server::start_with_env("[record]\ndelay_secs = 1", &api::key_env());
+    api::ok(
+        server.api_addr(),
+        "AddLiveRecordNotifyConfig",
+        &[
+            ("DomainName", "made.example"),
+            ("NotifyUrl", "http://127.0.0.1:9/unused"),
+        ],
+    );
+    let asset = asset("h264_aac.flv");
+    for (host, stream) in [("made.example", "a"), ("unknown.example", "b")] {
+        let status = Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
+            .arg(&asset)
+            .args(["-c", "copy", "-f", "flv", "-rtmp_tcurl"])
+            .arg(format!("rtmp://{host}/live"))
+            .arg(server.url("live", stream))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    server.wait_for_log("publish started stream=made.example/live/a", T);
+    server.wait_for_log("publish started stream=live.liverec.local/live/b", T);
 }

@@ -35,9 +35,11 @@ pub fn name(what: &'static str, value: &str, wildcard: bool) -> Result<String, A
     Ok(value.to_owned())
 }
 
-/// In strict mode only declared domains exist (DESIGN.md "Domains").
+/// In strict mode only the declared domains exist (DESIGN.md "Domains"): the config's
+/// `domains` and `default_domain`, whatever the catalog holds.
 pub async fn check_domain(state: &ApiState, domain: &str) -> Result<(), ApiError> {
-    if state.settings.strict_domains && !state.catalog.domain_exists(domain).await? {
+    let settings = &state.settings;
+    if settings.strict_domains && !settings.declared_domains.iter().any(|d| d == domain) {
         return Err(ApiError::DomainNotFound);
     }
     Ok(())
