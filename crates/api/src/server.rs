@@ -3,8 +3,8 @@
 //!
 //! - At most [`HttpLimits::max_connections`] connections; more are closed as they are accepted.
 //! - At most [`HttpLimits::max_pending_per_ip`] *pending* connections per IP: connections with no
-//!   request being answered (a request being read, or an idle keep-alive). A streaming response
-//!   (HTTP-FLV, VOD) is not pending. A new connection beyond the cap is closed at once.
+//!   request being answered (a request being read, or an idle keep-alive). A response still
+//!   being sent (a VOD download) is not pending. A new connection beyond the cap is closed at once.
 //! - A request head must arrive within [`HttpLimits::header_read_timeout`] of its first byte (of
 //!   the connection's start, for the first request); an idle keep-alive connection is closed after
 //!   [`HttpLimits::idle_timeout`]. The handler bounds the body ([`crate::ApiSettings::body_timeout`]).
