@@ -91,6 +91,17 @@ struct Trace {
     key_id: Option<String>,
 }
 
+/// Longest error detail put in a log line.
+pub const MAX_LOGGED_DETAIL_LEN: usize = 128;
+
+/// `detail` cut to [`MAX_LOGGED_DETAIL_LEN`] characters, saying how long it was.
+fn clip_detail(detail: &str) -> String {
+    match detail.char_indices().nth(MAX_LOGGED_DETAIL_LEN) {
+        Some((i, _)) => format!("{}… ({} bytes)", &detail[..i], detail.len()),
+        None => detail.to_owned(),
+    }
+}
+
 fn clip(s: &str) -> &str {
     match s.char_indices().nth(MAX_LOGGED_LEN) {
         Some((i, _)) => &s[..i],
@@ -116,9 +127,11 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
 
 fn log(response: &ApiResponse, trace: &Trace, latency: Duration) {
     let status = response.status().as_u16();
+    // The detail can carry a client's parameter name: clipped like the other client values
+    // (the fields are logged quoted, with control characters escaped).
     let (code, detail) = match &response.result {
         Ok(_) => (String::new(), String::new()),
-        Err(e) => (e.code(), e.to_string()),
+        Err(e) => (e.code(), clip_detail(&e.to_string())),
     };
     let action = trace.action_name.as_deref().map(clip).unwrap_or_default();
     let key_id = trace.key_id.as_deref().map(clip).unwrap_or_default();
@@ -285,6 +298,18 @@ mod tests {
         let s = "é".repeat(100);
         assert_eq!(clip(&s).chars().count(), MAX_LOGGED_LEN);
         assert_eq!(clip("short"), "short");
+    }
+
+    #[test]
+    fn long_details_are_clipped_with_their_size() {
+        let long = format!("invalid parameter {}", "x".repeat(5000));
+        let clipped = clip_detail(&long);
+        assert!(
+            clipped.chars().count() < MAX_LOGGED_DETAIL_LEN + 20,
+            "{clipped}"
+        );
+        assert!(clipped.ends_with(&format!("({} bytes)", long.len())));
+        assert_eq!(clip_detail("short"), "short");
     }
 
     #[test]
