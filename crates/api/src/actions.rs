@@ -44,6 +44,15 @@ macro_rules! actions {
             }
         }
 
+        /// Parses `params` as `action`'s request without running it (the fuzz targets in
+        /// `fuzz/` reach every action's parameter parsing through it, without an [`ApiState`]).
+        #[doc(hidden)]
+        pub fn parse_only(action: Action, params: &Params) -> Result<(), ApiError> {
+            match action {
+                $(Action::$action => $module::$action::parse(params).map(drop),)*
+            }
+        }
+
         /// Parses the action's parameters and runs it.
         pub async fn dispatch(
             action: Action,
