@@ -424,6 +424,7 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
             settings.ingest.publish_deadline_secs,
         )?,
         max_pending_per_ip: settings.ingest.max_pending_connections_per_ip.max(1),
+        max_pending_connections: settings.ingest.max_pending_connections.max(1),
         partial_budget_bytes: settings.ingest.partial_budget_bytes,
         write_timeout: liverec_rtmp::DEFAULT_WRITE_TIMEOUT,
     };

@@ -118,6 +118,9 @@ pub struct IngestSettings {
     pub publish_deadline_secs: f64,
     /// Connections per client IP that have not published yet; more are closed at once.
     pub max_pending_connections_per_ip: usize,
+    /// Connections that have not published yet, all addresses together; more wait in the
+    /// listen backlog (publishers never wait behind them).
+    pub max_pending_connections: usize,
     /// Bytes the half-received RTMP messages of all connections may hold together.
     pub partial_budget_bytes: usize,
 }
@@ -237,6 +240,7 @@ impl Default for Settings {
                 merge_reads_ms: 40,
                 publish_deadline_secs: liverec_rtmp::DEFAULT_PUBLISH_DEADLINE.as_secs_f64(),
                 max_pending_connections_per_ip: liverec_rtmp::DEFAULT_MAX_PENDING_PER_IP,
+                max_pending_connections: liverec_rtmp::DEFAULT_MAX_PENDING_CONNECTIONS,
                 partial_budget_bytes: liverec_rtmp::chunk::DEFAULT_PARTIAL_BUDGET_BYTES,
             },
             api: ApiSettings {

@@ -4,18 +4,19 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::{debug, info};
 
 use crate::chunk;
 use crate::error::RtmpError;
-use crate::handler::SessionHandler;
+use crate::handler::{Refusal, SessionHandler};
 use crate::handshake::Handshake;
 use crate::limits::Limits;
 use crate::logsafe::clipped;
@@ -71,8 +72,12 @@ pub struct Shared {
     /// The connection's place among its IP's connections that have not published yet: given
     /// back when a publish is accepted (or the connection ends).
     pub pending: Option<crate::listener::PendingSlot>,
+    /// Its place among all connections that have not published yet, given back likewise.
+    pub pending_permit: Option<OwnedSemaphorePermit>,
+    /// Places of publishing connections (`max_connections`): an accepted publish takes one.
+    pub publishers: Option<Arc<Semaphore>>,
     /// Where its partial messages are counted with every other connection's.
-    pub budget: Option<std::sync::Arc<chunk::PartialBudget>>,
+    pub budget: Option<Arc<chunk::PartialBudget>>,
 }
 
 /// [`serve_connection`] with the listener's shared limits.
@@ -96,6 +101,9 @@ where
             None => chunk::Reader::new(),
         },
         pending: shared.pending,
+        pending_permit: shared.pending_permit,
+        publishers: shared.publishers,
+        publisher_permit: None,
         publish_by: Instant::now() + limits.publish_deadline,
         ever_published: false,
         session: Session::new(peer),
@@ -121,6 +129,10 @@ struct Conn<'a, S> {
     reader: chunk::Reader,
     /// Held until the first publish is accepted (see [`Shared::pending`]).
     pending: Option<crate::listener::PendingSlot>,
+    pending_permit: Option<OwnedSemaphorePermit>,
+    publishers: Option<Arc<Semaphore>>,
+    /// This connection's publisher place, once a publish was accepted.
+    publisher_permit: Option<OwnedSemaphorePermit>,
     /// Until the first publish is accepted, the connection must get one by then.
     publish_by: Instant,
     /// A publish was accepted at some point (the publish deadline no longer applies).
@@ -328,6 +340,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                 SessionEvent::PublishRequested(req) => {
                     // Replies so far (createStream …) go out before a possibly slow decision.
                     self.flush().await?;
+                    if !self.take_publisher_place() {
+                        let refusal = Refusal::new(
+                            Refusal::FAILED,
+                            "the server has max_publishers publishers",
+                        );
+                        tracing::warn!(stream = %clipped(&req.stream_name), max = self.limits.max_connections,
+                            "publish refused: the server has max_publishers publishers");
+                        self.session.refuse_publish(&refusal);
+                        self.flush().await?;
+                        continue;
+                    }
                     let decision = tokio::select! {
                         biased;
                         () = &mut self.cancelled => return Ok(Some(Stop::Cancelled)),
@@ -340,12 +363,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                             self.published = true;
                             // A publisher counts against max_connections only.
                             self.pending = None;
+                            self.pending_permit = None;
                             self.ever_published = true;
                             self.stopper = handler
                                 .publish_stopper()
                                 .map(|token| Box::pin(token.cancelled_owned()));
                         }
                         Err(refusal) => {
+                            if !self.ever_published {
+                                self.publisher_permit = None;
+                            }
                             info!(
                                 app = %clipped(&req.app),
                                 stream = %clipped(&req.stream_name),
@@ -369,6 +396,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             }
         }
         Ok(None)
+    }
+
+    /// Takes a publisher's place for the publish about to be decided, unless the connection has
+    /// one already (from an earlier publish) or none is needed (no listener).
+    fn take_publisher_place(&mut self) -> bool {
+        if self.publisher_permit.is_some() {
+            return true;
+        }
+        let Some(publishers) = &self.publishers else {
+            return true;
+        };
+        match publishers.clone().try_acquire_owned() {
+            Ok(permit) => {
+                self.publisher_permit = Some(permit);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// A failed read of an accepted publish is worth a warning: a reset throws away what the

@@ -60,6 +60,7 @@ pub use error::RtmpError;
 pub use handler::{MediaKind, MediaMessage, PublishRequest, Refusal, SessionHandler};
 pub use limits::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_PENDING_PER_IP, DEFAULT_PUBLISH_DEADLINE, DEFAULT_WRITE_TIMEOUT, Limits,
+    DEFAULT_MAX_PENDING_CONNECTIONS, DEFAULT_MAX_PENDING_PER_IP, DEFAULT_PUBLISH_DEADLINE,
+    DEFAULT_WRITE_TIMEOUT, Limits,
 };
 pub use listener::{PendingSlot, serve, serve_on};

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// Connections served at once; more wait in the listen backlog. Every limit here is a field of
+/// Publishing connections at once (`max_publishers`). Every limit here is a field of
 /// [`Limits`], set from `[ingest]` settings (docs/SECURITY.md lists them).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
 /// Time a client gets for the whole handshake (a client that stalls in it is dropped).
@@ -13,6 +13,10 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a client gets from connecting to an accepted `publish` (the handshake included).
 pub const DEFAULT_PUBLISH_DEADLINE: Duration = Duration::from_secs(10);
+/// Connections that have not published yet, from all addresses; more wait in the listen
+/// backlog. Publishers do not count, so a flood of idle connections never keeps a publisher out
+/// of its own `max_connections`.
+pub const DEFAULT_MAX_PENDING_CONNECTIONS: usize = 1000;
 /// Connections per client IP that have not published yet; more are closed as they are accepted.
 /// Established publishers count only against `max_connections`, so one host may publish many
 /// streams.
@@ -22,7 +26,10 @@ pub const DEFAULT_MERGE_READS: Duration = Duration::ZERO;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
+    /// Publishing connections at once (`max_publishers`); a publish beyond is refused.
     pub max_connections: usize,
+    /// Connections that have not published yet, all addresses together.
+    pub max_pending_connections: usize,
     pub handshake_timeout: Duration,
     pub idle_timeout: Duration,
     pub write_timeout: Duration,
@@ -42,6 +49,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_pending_connections: DEFAULT_MAX_PENDING_CONNECTIONS,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,

@@ -112,7 +112,10 @@ pub async fn serve_on<F, H>(
 {
     let mut next_worker = 0usize;
     let tracker = TaskTracker::new();
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    // Connections wait for a pending place before they are accepted; a publish then trades it
+    // for a publisher's place (conn.rs), so idle connections never take a publisher's.
+    let permits = Arc::new(Semaphore::new(limits.max_pending_connections.max(1)));
+    let publishers = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let pending = Arc::new(PendingTable::new(limits.max_pending_per_ip));
     let budget = Arc::new(PartialBudget::new(limits.partial_budget_bytes));
     let mut refused_since_log = 0u64;
@@ -161,6 +164,8 @@ pub async fn serve_on<F, H>(
         };
         let shared = Shared {
             pending: Some(slot),
+            pending_permit: Some(permit),
+            publishers: Some(publishers.clone()),
             budget: Some(budget.clone()),
         };
         // Small replies (statuses, acks) should not wait for Nagle.
@@ -181,7 +186,6 @@ pub async fn serve_on<F, H>(
             }
         };
         let task = async move {
-            let _permit = permit;
             let result = match TcpStream::from_std(stream) {
                 Ok(stream) => {
                     serve_connection_with(stream, peer, handler, &limits, cancel, shared).await

@@ -255,13 +255,13 @@ async fn shutdown_asks_reconnect_capable_clients_to_reconnect() {
 }
 
 #[tokio::test]
-async fn connections_beyond_the_limit_wait_for_a_permit() {
+async fn connections_that_have_not_published_wait_beyond_the_limit_and_a_publish_frees_its_place() {
     let server = start(Limits {
-        max_connections: 1,
+        max_pending_connections: 1,
         ..Limits::default()
     })
     .await;
-    let first = Client::connect(server.addr, "live", "rtmp://127.0.0.1/live")
+    let mut first = Client::connect(server.addr, "live", "rtmp://127.0.0.1/live")
         .await
         .unwrap();
 
@@ -273,14 +273,51 @@ async fn connections_beyond_the_limit_wait_for_a_permit() {
     let early = tokio::time::timeout(Duration::from_millis(300), second.read_exact(&mut s0)).await;
     assert!(
         early.is_err(),
-        "the second connection is not served while the first holds the permit"
+        "the second connection is not served while the first holds the only pending place"
     );
 
-    first.close().await.unwrap();
+    // Publishing trades the pending place for a publisher's: the second is served.
+    first.publish("a").await.unwrap();
     tokio::time::timeout(Duration::from_secs(5), second.read_exact(&mut s0))
         .await
-        .expect("served once the first connection ended")
+        .expect("served once the first connection published")
         .unwrap();
     assert_eq!(s0[0], 3);
+    first.close().await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_publish_beyond_max_publishers_is_refused_and_its_place_comes_back() {
+    let server = start(Limits {
+        max_connections: 1,
+        ..Limits::default()
+    })
+    .await;
+    let connect = || Client::connect(server.addr, "live", "rtmp://127.0.0.1/live");
+    let mut first = connect().await.unwrap();
+    first.publish("a").await.unwrap();
+    let mut second = connect().await.unwrap();
+    match second.publish("b").await {
+        Err(liverec_rtmp::client::ClientError::Refused { code, description }) => {
+            assert_eq!(code, "NetStream.Publish.Failed");
+            assert!(description.contains("max_publishers"), "{description}");
+        }
+        other => panic!("second publisher: {other:?}"),
+    }
+    first.close().await.unwrap();
+    // The first publisher's place is free again once its connection ended.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut third = connect().await.unwrap();
+        match third.publish("c").await {
+            Ok(()) => break,
+            Err(err) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "no publisher place came back: {err:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     server.stop().await;
 }
