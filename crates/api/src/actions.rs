@@ -206,6 +206,72 @@ pub async fn dispatch(
     }
 }
 
+/// Parses `params` as `action`'s request without running it. The fuzz targets (fuzz/) use
+/// it to reach every action's parameter parsing, which [`dispatch`] only reaches with a live
+/// [`ApiState`].
+#[doc(hidden)]
+pub fn parse_only(action: Action, params: &Params) -> Result<(), ApiError> {
+    match action {
+        Action::RealTimeRecordCommand => {
+            realtime_command::RealTimeRecordCommand::parse(params).map(drop)
+        }
+        Action::AddLiveAppRecordConfig => {
+            record_config::AddLiveAppRecordConfig::parse(params).map(drop)
+        }
+        Action::UpdateLiveAppRecordConfig => {
+            record_config::UpdateLiveAppRecordConfig::parse(params).map(drop)
+        }
+        Action::DeleteLiveAppRecordConfig => {
+            record_config::DeleteLiveAppRecordConfig::parse(params).map(drop)
+        }
+        Action::DescribeLiveRecordConfig => {
+            record_config::DescribeLiveRecordConfig::parse(params).map(drop)
+        }
+        Action::DescribeLiveStreamsOnlineList => {
+            streams::DescribeLiveStreamsOnlineList::parse(params).map(drop)
+        }
+        Action::DescribeLiveStreamRecordIndexFiles => {
+            record_index::DescribeLiveStreamRecordIndexFiles::parse(params).map(drop)
+        }
+        Action::DescribeLiveStreamRecordIndexFile => {
+            record_index::DescribeLiveStreamRecordIndexFile::parse(params).map(drop)
+        }
+        Action::DescribeLiveStreamRecordContent => {
+            record_index::DescribeLiveStreamRecordContent::parse(params).map(drop)
+        }
+        Action::CreateLiveStreamRecordIndexFiles => {
+            record_index::CreateLiveStreamRecordIndexFiles::parse(params).map(drop)
+        }
+        Action::DeleteLiveStreamRecordIndexFiles => {
+            record_index::DeleteLiveStreamRecordIndexFiles::parse(params).map(drop)
+        }
+        Action::AddLiveRecordNotifyConfig => {
+            record_notify::AddLiveRecordNotifyConfig::parse(params).map(drop)
+        }
+        Action::UpdateLiveRecordNotifyConfig => {
+            record_notify::UpdateLiveRecordNotifyConfig::parse(params).map(drop)
+        }
+        Action::DeleteLiveRecordNotifyConfig => {
+            record_notify::DeleteLiveRecordNotifyConfig::parse(params).map(drop)
+        }
+        Action::DescribeLiveRecordNotifyConfig => {
+            record_notify::DescribeLiveRecordNotifyConfig::parse(params).map(drop)
+        }
+        Action::DescribeLiveRecordNotifyRecords => {
+            record_notify::DescribeLiveRecordNotifyRecords::parse(params).map(drop)
+        }
+        Action::BatchSetLiveDomainConfigs => {
+            domain_config::BatchSetLiveDomainConfigs::parse(params).map(drop)
+        }
+        Action::DescribeLiveDomainConfigs => {
+            domain_config::DescribeLiveDomainConfigs::parse(params).map(drop)
+        }
+        Action::BatchDeleteLiveDomainConfigs => {
+            domain_config::BatchDeleteLiveDomainConfigs::parse(params).map(drop)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
