@@ -25,6 +25,7 @@ const FLAG_CMAF: u8 = 0x02;
 struct SharedOut {
     head: BytesMut,
     parts: Vec<Bytes>,
+    parts_len: usize,
 }
 
 impl MuxOut for SharedOut {
@@ -33,18 +34,23 @@ impl MuxOut for SharedOut {
     }
 
     fn payload(&mut self, data: &Bytes) {
-        self.parts.push(self.head.split().freeze());
+        let head = self.head.split().freeze();
+        self.parts_len += head.len() + data.len();
+        self.parts.push(head);
         self.parts.push(data.clone());
     }
 }
 
 impl SharedOut {
     fn len(&self) -> usize {
-        self.head.len() + self.parts.iter().map(Bytes::len).sum::<usize>()
+        self.parts_len + self.head.len()
     }
 
     fn concat(&self) -> Vec<u8> {
-        let mut all: Vec<u8> = self.parts.iter().flat_map(|p| p.iter().copied()).collect();
+        let mut all = Vec::with_capacity(self.len());
+        for part in &self.parts {
+            all.extend_from_slice(part);
+        }
         all.extend_from_slice(&self.head);
         all
     }
@@ -111,8 +117,9 @@ fn cmaf_segments(script: &Script) {
     if muxer.init(&mut init).is_err() {
         return;
     }
-    // Each segment and how many fragments went into it.
+    // Each segment and how many fragments went into it, and the bytes of the closed ones.
     let mut segments = vec![(SharedOut::default(), 0u64)];
+    let mut closed_bytes = init.len();
     for step in &script.steps {
         let Some((segment, fragments)) = segments.last_mut() else {
             return;
@@ -124,12 +131,13 @@ fn cmaf_segments(script: &Script) {
                     *fragments += 1;
                 }
                 if matches!(step, Step::Cut) {
+                    closed_bytes += segment.len();
                     segments.push((SharedOut::default(), 0));
                 }
             }
         }
-        let segment_bytes: usize = segments.iter().map(|(s, _)| s.len()).sum();
-        assert_eq!(muxer.bytes_written(), (init.len() + segment_bytes) as u64);
+        let open_bytes = segments.last().map_or(0, |(s, _)| s.len());
+        assert_eq!(muxer.bytes_written(), (closed_bytes + open_bytes) as u64);
     }
     if let Some((segment, fragments)) = segments.last_mut() {
         let before = segment.len();

@@ -62,14 +62,12 @@ fuzz_target!(|data: &[u8]| {
             let pid = u16::from_be_bytes([packet[1] & 0x1f, packet[2]]);
             let has_payload = packet[3] & 0x10 != 0;
             let cc = packet[3] & 0x0f;
-            if has_payload {
-                if let Some(last) = continuity.insert(pid, cc) {
-                    assert_eq!(
-                        cc,
-                        (last + 1) % 16,
-                        "continuity counter of PID {pid:#x} skips"
-                    );
-                }
+            if has_payload && let Some(last) = continuity.insert(pid, cc) {
+                assert_eq!(
+                    cc,
+                    (last + 1) % 16,
+                    "continuity counter of PID {pid:#x} skips"
+                );
             }
         }
         match scan_ts_segment(&mut Cursor::new(&segment[..]), false) {

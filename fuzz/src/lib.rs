@@ -112,8 +112,8 @@ pub const STEP_KEYFRAME: u8 = 0x04;
 /// flags: u8   FLAG_RAW_TIMING | target bits
 /// then steps until the input ends:
 ///   op: u8    bits 0-1 STEP_*, bit 2 keyframe, bits 4-7 shift
-///   frames only: delta i16 (milliseconds, shifted left by `shift`), cts i24, length u16,
-///             data
+///   frames only: delta i16 (milliseconds, shifted left by 3 × `shift` bits, so a few steps
+///             reach any 64-bit time), cts i24, length u16, data
 /// ```
 ///
 /// A config the media crate refuses leaves that track out (so a script may have no track).
@@ -165,7 +165,7 @@ pub fn parse_script(data: &[u8]) -> Script {
                 continue;
             }
         };
-        let delta = i64::from(input.i16()) << (op >> 4);
+        let delta = i64::from(input.i16()) << (3 * (op >> 4));
         let cts = input.i24();
         let len = usize::from(input.u16());
         let start = input.position();
