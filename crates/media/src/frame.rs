@@ -43,9 +43,11 @@ impl Frame {
         self.data.len().saturating_add(FRAME_OVERHEAD_BYTES)
     }
 
-    /// Presentation timestamp in milliseconds.
+    /// Presentation timestamp in milliseconds. Saturates rather than overflowing: the fields
+    /// are public, and a muxer handed a frame at the end of the i64 range (the TS muxer takes
+    /// any time, modulo 2^33) must not panic.
     pub fn pts(&self) -> i64 {
-        self.dts + i64::from(self.cts)
+        self.dts.saturating_add(i64::from(self.cts))
     }
 
     pub fn is_video(&self) -> bool {

@@ -634,8 +634,9 @@ async fn recover_file(
 }
 
 /// Finds the end of the last complete FLV tag and the media time it spans, reading only tag
-/// headers.
-fn scan_flv(file: &mut File) -> Result<(u64, u64), RecoveryError> {
+/// headers. Public for the fuzz targets (fuzz/) only.
+#[doc(hidden)]
+pub fn scan_flv<R: Read + Seek>(file: &mut R) -> Result<(u64, u64), RecoveryError> {
     let len = file.seek(SeekFrom::End(0))?;
     let mut header = [0u8; 9];
     file.seek(SeekFrom::Start(0))?;
@@ -671,7 +672,7 @@ fn scan_flv(file: &mut File) -> Result<(u64, u64), RecoveryError> {
 }
 
 /// Media time (seconds) spanned by the PES timestamps of a TS segment cut at `len` bytes.
-fn ts_duration(file: &mut File, len: u64) -> io::Result<f64> {
+fn ts_duration<R: Read + Seek>(file: &mut R, len: u64) -> io::Result<f64> {
     let (mut min, mut max) = (u64::MAX, 0u64);
     let mut packet = [0u8; TS_PACKET as usize];
     file.seek(SeekFrom::Start(0))?;
@@ -709,10 +710,8 @@ fn ts_duration(file: &mut File, len: u64) -> io::Result<f64> {
     })
 }
 
-/// How much of a torn segment to keep (bytes, milliseconds), or `None` if nothing decodes.
-/// Blocking.
 /// Offset of the last TS packet that starts a PES in the first `len` bytes, if any.
-fn last_pes_start(file: &mut File, len: u64) -> io::Result<Option<u64>> {
+fn last_pes_start<R: Read + Seek>(file: &mut R, len: u64) -> io::Result<Option<u64>> {
     let mut packet = [0u8; TS_PACKET as usize];
     file.seek(SeekFrom::Start(0))?;
     let (mut read, mut last) = (0, None);
@@ -750,16 +749,22 @@ fn torn_segment(
             Ok((found.fragment_count > 0 && found.duration_ms > 0)
                 .then_some((found.valid_len, found.duration_ms)))
         }
-        Format::M3u8 => {
-            let mut len = file.seek(SeekFrom::End(0))? / TS_PACKET * TS_PACKET;
-            if torn {
-                len = last_pes_start(&mut file, len)?.unwrap_or(0);
-            }
-            let duration = ts_duration(&mut file, len)?;
-            Ok((duration > 0.0).then_some((len, (duration * 1000.0).round() as u64)))
-        }
+        Format::M3u8 => Ok(scan_ts_segment(&mut file, torn)?),
         Format::Mp4 | Format::Flv => Ok(None),
     }
+}
+
+/// How much of a TS segment to keep (bytes, milliseconds), or `None` if nothing decodes.
+/// `torn`: its last PES may be incomplete and is dropped. Public for the fuzz targets (fuzz/)
+/// only.
+#[doc(hidden)]
+pub fn scan_ts_segment<R: Read + Seek>(file: &mut R, torn: bool) -> io::Result<Option<(u64, u64)>> {
+    let mut len = file.seek(SeekFrom::End(0))? / TS_PACKET * TS_PACKET;
+    if torn {
+        len = last_pes_start(file, len)?.unwrap_or(0);
+    }
+    let duration = ts_duration(file, len)?;
+    Ok((duration > 0.0).then_some((len, (duration * 1000.0).round() as u64)))
 }
 
 /// Keeps what decodes of a segment left in the spool (`torn`: cut off while being written) and

@@ -338,6 +338,17 @@ impl<'a> Reader<'a> {
         self.bytes(n).map(|_| ())
     }
 
+    /// The duration field at the current position of a box whose body starts at file offset
+    /// `body_at`, or `None` if the box ends before it: a patch must never write past its box.
+    fn duration_field(&self, body_at: u64, wide: bool) -> Option<Field> {
+        let len = if wide { 8 } else { 4 };
+        self.data.get(self.pos..self.pos.checked_add(len)?)?;
+        Some(Field {
+            offset: body_at + self.pos as u64,
+            wide,
+        })
+    }
+
     /// Version and flags of a full box.
     fn version_flags(&mut self) -> Option<(u8, u32)> {
         let word = self.u32()?;
@@ -423,10 +434,9 @@ fn parse_moov(body: &[u8], body_at: u64) -> Result<Movie, RecoverError> {
                 let skip = if wide { 8 + 8 + 4 } else { 4 + 4 + 4 };
                 r.skip(skip)
                     .ok_or(malformed(&fourcc, at(child_at), "short"))?;
-                movie.mvhd_duration = Some(Field {
-                    offset: at(child_at + r.pos),
-                    wide,
-                });
+                let field = r.duration_field(at(child_at), wide);
+                movie.mvhd_duration =
+                    Some(field.ok_or(malformed(&fourcc, at(child_at), "short"))?);
             }
             b"trak" => {
                 if let Some(info) = parse_trak(child, at(child_at))? {
@@ -441,10 +451,9 @@ fn parse_moov(body: &[u8], body_at: u64) -> Result<Movie, RecoverError> {
                         b"mehd" => {
                             let (version, _) =
                                 r.version_flags().ok_or(malformed(&kind, offset, "short"))?;
-                            movie.mehd_duration = Some(Field {
-                                offset: offset + 4,
-                                wide: version == 1,
-                            });
+                            let field = r.duration_field(offset, version == 1);
+                            movie.mehd_duration =
+                                Some(field.ok_or(malformed(&kind, offset, "short"))?);
                         }
                         b"trex" => {
                             r.skip(4).ok_or(malformed(&kind, offset, "short"))?;
@@ -492,10 +501,8 @@ fn parse_trak(body: &[u8], body_at: u64) -> Result<Option<TrackInfo>, RecoverErr
                     .ok_or(malformed(&fourcc, offset, "short"))?;
                 id = Some(r.u32().ok_or(malformed(&fourcc, offset, "short"))?);
                 r.skip(4).ok_or(malformed(&fourcc, offset, "short"))?;
-                tkhd_duration = Some(Field {
-                    offset: offset + r.pos as u64,
-                    wide,
-                });
+                let field = r.duration_field(offset, wide);
+                tkhd_duration = Some(field.ok_or(malformed(&fourcc, offset, "short"))?);
             }
             b"mdia" => {
                 for (kind_cc, grandchild, grandchild_at) in Reader::boxes(child) {
@@ -510,10 +517,9 @@ fn parse_trak(body: &[u8], body_at: u64) -> Result<Option<TrackInfo>, RecoverErr
                             r.skip(if wide { 16 } else { 8 })
                                 .ok_or(malformed(&kind_cc, offset, "short"))?;
                             timescale = Some(r.u32().ok_or(malformed(&kind_cc, offset, "short"))?);
-                            mdhd_duration = Some(Field {
-                                offset: offset + r.pos as u64,
-                                wide,
-                            });
+                            let field = r.duration_field(offset, wide);
+                            mdhd_duration =
+                                Some(field.ok_or(malformed(&kind_cc, offset, "short"))?);
                         }
                         b"hdlr" => {
                             r.skip(8).ok_or(malformed(&kind_cc, offset, "short"))?;
