@@ -204,7 +204,10 @@ fn a_given_up_callback_is_visible_and_resent_from_the_cli() {
     receiver.go_down();
     let asset = asset("h264_aac.flv");
     assert!(publish(Path::new("ffmpeg"), &asset, &server.url("live", "late")).success());
-    server.wait_for_log("callback given up after its retry window", T);
+    // The recording's last file comes a DelayTime after the publish: every file must exist
+    // before the given-up callbacks are counted.
+    server.wait_for_lines(&["recording ends; generating files"], 1, T);
+    server.wait_for_lines(&["callback given up after its retry window"], 1, T);
     let deadline = std::time::Instant::now() + T;
     let failed = loop {
         let (_, metrics) = server.http_get("/metrics");
@@ -213,7 +216,9 @@ fn a_given_up_callback_is_visible_and_resent_from_the_cli() {
             .find_map(|l| l.strip_prefix("liverec_callbacks_failed "))
             .and_then(|v| v.parse().ok())
             .unwrap();
-        if failed >= 2 && metrics.contains("liverec_callbacks_pending 0") {
+        let files = index_rows(&server.data_dir(), "live.liverec.local", "live", "late").len();
+        if failed >= 2 && failed == files as u64 && metrics.contains("liverec_callbacks_pending 0")
+        {
             break failed;
         }
         assert!(std::time::Instant::now() < deadline, "{metrics}");
