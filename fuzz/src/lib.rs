@@ -100,6 +100,10 @@ pub const STEP_FLUSH: u8 = 2;
 pub const STEP_CUT: u8 = 3;
 /// Keyframe bit of a frame step's first byte.
 pub const STEP_KEYFRAME: u8 = 0x04;
+/// The frame's time is absolute rather than a step: the RTMP timestamp `delta` (to 32 bits),
+/// or with [`FLAG_RAW_TIMING`] `delta` from the nearer end of the i64 range, so the extremes
+/// are one step away.
+pub const STEP_ABSOLUTE: u8 = 0x08;
 
 /// Decodes a frame script. The format (big-endian), chosen so that seeds are easy to write
 /// from real recordings and every byte string decodes to something:
@@ -111,7 +115,7 @@ pub const STEP_KEYFRAME: u8 = 0x04;
 ///             (u8 length, bytes), 3 none
 /// flags: u8   FLAG_RAW_TIMING | target bits
 /// then steps until the input ends:
-///   op: u8    bits 0-1 STEP_*, bit 2 keyframe, bits 4-7 shift
+///   op: u8    bits 0-1 STEP_*, bit 2 keyframe, bit 3 absolute time, bits 4-7 shift
 ///   frames only: delta i16 (milliseconds, shifted left by 3 × `shift` bits, so a few steps
 ///             reach any 64-bit time), cts i24, length u16, data
 /// ```
@@ -170,12 +174,21 @@ pub fn parse_script(data: &[u8]) -> Script {
         let len = usize::from(input.u16());
         let start = input.position();
         let end = start + input.take(len).len();
+        let absolute = op & STEP_ABSOLUTE != 0;
         let dts = if flags & FLAG_RAW_TIMING != 0 {
-            raw_dts = raw_dts.saturating_add(delta);
+            raw_dts = match (absolute, delta >= 0) {
+                (false, _) => raw_dts.saturating_add(delta),
+                (true, true) => i64::MAX - delta,
+                (true, false) => i64::MIN.saturating_sub(delta + 1),
+            };
             raw_dts
         } else {
-            // RTMP timestamps are 32-bit and wrap; the cast keeps the low bits on purpose.
-            raw_rtmp = raw_rtmp.wrapping_add(delta as u32);
+            // RTMP timestamps are 32-bit and wrap; the casts keep the low bits on purpose.
+            raw_rtmp = if absolute {
+                delta as u32
+            } else {
+                raw_rtmp.wrapping_add(delta as u32)
+            };
             normalizer.normalize(track, raw_rtmp)
         };
         steps.push(Step::Frame(Frame {
