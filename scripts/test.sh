@@ -91,4 +91,9 @@ fi
 say "API tests through Alibaba's Python SDKs"
 LIVEREC_BIN=target/debug/liverec ./scripts/test-python.sh
 
+say "fuzzing (short budget)"
+# cargo-fuzz targets in fuzz/ (docs/FUZZING.md), their own workspace and build; skipped
+# without a nightly toolchain.
+./scripts/fuzz.sh
+
 say "all tests passed"
