@@ -1,9 +1,9 @@
 //! HLS media playlists (RFC 8216) for `m3u8` (MPEG-TS segments) and `cmaf` (fMP4 segments
 //! after an `EXT-X-MAP` init segment) recordings.
 //!
-//! A recording's playlist grows while it records: the recorder appends a segment and
-//! renders the playlist again after each one, and sets [`MediaPlaylist::ended`] when the
-//! recording is finalized. The playlist type stays `EVENT` after `#EXT-X-ENDLIST` rather
+//! A recording's playlist grows while it records: the recorder appends each segment's lines
+//! ([`Segment::render`]) and renders the whole playlist again only when the target duration
+//! grows, and when it is finalized, with [`MediaPlaylist::ended`] set. The playlist type stays `EVENT` after `#EXT-X-ENDLIST` rather
 //! than turning into `VOD`: RFC 8216 §6.2.1 lets a server only append to an EVENT playlist
 //! (the type line may not change under a client that is following it live), and a finished
 //! EVENT playlist already plays as video on demand. Each render is therefore a prefix-
@@ -71,10 +71,9 @@ impl MediaPlaylist {
         map_uri: Option<String>,
     ) {
         self.segments.push(Segment {
-            uri: uri.into(),
-            duration_secs,
             discontinuity,
             map_uri,
+            ..Segment::new(uri, duration_secs)
         });
     }
 
@@ -90,7 +89,7 @@ impl MediaPlaylist {
     pub fn target_duration(&self) -> u64 {
         self.segments
             .iter()
-            .map(|s| ceil_secs(s.duration_secs))
+            .map(Segment::target_duration)
             .fold(self.min_target_duration, u64::max)
     }
 
@@ -123,22 +122,7 @@ impl MediaPlaylist {
             out.push_str("\"\n");
         }
         for segment in &self.segments {
-            let duration = if segment.duration_secs.is_finite() {
-                segment.duration_secs.max(0.0)
-            } else {
-                0.0
-            };
-            if segment.discontinuity {
-                out.push_str("#EXT-X-DISCONTINUITY\n");
-            }
-            if let Some(map) = &segment.map_uri {
-                out.push_str("#EXT-X-MAP:URI=\"");
-                push_clean(out, map, true);
-                out.push_str("\"\n");
-            }
-            let _ = writeln!(out, "#EXTINF:{duration:.DURATION_DECIMALS$},");
-            push_clean(out, &segment.uri, false);
-            out.push('\n');
+            segment.render(out);
         }
         if self.ended {
             out.push_str("#EXT-X-ENDLIST\n");
@@ -150,6 +134,44 @@ impl MediaPlaylist {
         let mut out = String::new();
         self.render(&mut out);
         out
+    }
+}
+
+impl Segment {
+    /// A segment without a break before it.
+    pub fn new(uri: impl Into<String>, duration_secs: f64) -> Self {
+        Self {
+            uri: uri.into(),
+            duration_secs,
+            discontinuity: false,
+            map_uri: None,
+        }
+    }
+
+    /// Writes the segment's lines to `out` (appending): what a playlist that grows by this
+    /// segment gains, if its target duration ([`Segment::target_duration`]) does not grow.
+    pub fn render(&self, out: &mut String) {
+        let duration = if self.duration_secs.is_finite() {
+            self.duration_secs.max(0.0)
+        } else {
+            0.0
+        };
+        if self.discontinuity {
+            out.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        if let Some(map) = &self.map_uri {
+            out.push_str("#EXT-X-MAP:URI=\"");
+            push_clean(out, map, true);
+            out.push_str("\"\n");
+        }
+        let _ = writeln!(out, "#EXTINF:{duration:.DURATION_DECIMALS$},");
+        push_clean(out, &self.uri, false);
+        out.push('\n');
+    }
+
+    /// The smallest `EXT-X-TARGETDURATION` this segment allows.
+    pub fn target_duration(&self) -> u64 {
+        ceil_secs(self.duration_secs)
     }
 }
 
@@ -267,6 +289,24 @@ mod tests {
         assert!(!text.contains("\n#EXT-X-ENDLIST"), "{text}");
         assert!(text.contains("#EXT-X-MAP:URI=\"init.mp4#EXT-X-ENDLIST\"\n"));
         assert!(text.contains("#EXTINF:0.000,\nseg#EXT-X-ENDLIST0.ts\n"));
+    }
+
+    #[test]
+    fn a_rendered_segment_is_what_the_playlist_gains() {
+        let mut playlist = MediaPlaylist {
+            min_target_duration: 4,
+            map_uri: Some("init.mp4".into()),
+            ..MediaPlaylist::default()
+        };
+        playlist.push("0.m4s", 3.9);
+        let before = playlist.to_m3u8();
+        let next = Segment::new("1.m4s", 4.0);
+        assert_eq!(next.target_duration(), 4);
+        let mut appended = before.clone();
+        next.render(&mut appended);
+        playlist.segments.push(next);
+        assert_eq!(appended, playlist.to_m3u8());
+        assert_eq!(Segment::new("x", 4.2).target_duration(), 5);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod driver;
 pub mod hooks;
+pub mod journal;
 pub mod machine;
 pub mod output;
 pub mod recovery;

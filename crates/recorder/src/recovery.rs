@@ -2,8 +2,9 @@
 //! disk filled up at finalize, shutdown timed out) is finalized through the same steps as a
 //! normal finalize, stored under its final name and handed to the sink.
 //!
-//! Each spool file has a sidecar `<spool file>.json` ([`SpoolMeta`]) written when it opens
-//! (and, for playlists, after every segment), so recovery needs no database.
+//! Each spool file has a sidecar `<spool file>.json` ([`SpoolMeta`]) written when it opens;
+//! a playlist notes its segments in an append-only journal beside it ([`crate::journal`]), so
+//! recovery needs no database and the notes cost O(1) per segment.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -20,10 +21,12 @@ use liverec_storage::{Storage, StoreRequest, Target};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Format;
+use crate::journal::{self, Journal, JournalEntry};
 use crate::output::{FileRecord, OutputContext, SegmentRecord, name_vars};
 
-/// Version of the sidecar format (2: ids, file sequence, picture size, segment records).
-const META_VERSION: u32 = 2;
+/// Version of the sidecar format (2: ids, file sequence, picture size, segment records;
+/// 3: a playlist's segments are in its journal). Sidecars of every version are read.
+const META_VERSION: u32 = 3;
 /// Sidecar files larger than this are not ours.
 const MAX_META_BYTES: u64 = 16 * 1024 * 1024;
 /// Largest CMAF init segment read back for recovery.
@@ -241,8 +244,11 @@ pub fn write_meta(spool_file: &Path, meta: &SpoolMeta) -> io::Result<()> {
     Ok(())
 }
 
-/// Removes the sidecar of a finished spool file. Blocking; a missing file is fine.
+/// Removes the sidecar (and journal) of a finished spool file. Blocking; a missing file is
+/// fine. The journal goes first: a journal never outlives its sidecar but by a crash here,
+/// and [`reconcile_orphans`] removes such a one.
 pub fn remove_meta(spool_file: &Path) {
+    journal::remove(spool_file);
     let _ = std::fs::remove_file(layout::sidecar_path(spool_file));
 }
 
@@ -429,12 +435,14 @@ async fn reconcile_orphans(target: &dyn Target) -> (usize, usize) {
                 Ok(SpoolMeta {
                     kind:
                         MetaKind::Playlist {
-                            open_segment: Some(segment),
+                            open_segment,
+                            closing_segment,
                             ..
                         },
                     ..
                 }) => {
-                    claimed.insert(segment);
+                    claimed.extend(open_segment);
+                    claimed.extend(closing_segment.map(|c| c.path));
                 }
                 Ok(_) => {}
                 // Cannot tell what it claims: touch nothing.
@@ -445,6 +453,13 @@ async fn reconcile_orphans(target: &dyn Target) -> (usize, usize) {
         let mut unclaimed = Vec::new();
         for file in files {
             if Spool::is_sidecar(&file) || Spool::is_stored_note(&file) || claimed.contains(&file) {
+                continue;
+            }
+            if Spool::is_journal(&file) {
+                // Notes, not media: useless once their sidecar is gone.
+                if !layout::sidecar_path(&Spool::file_of_journal(&file)).exists() {
+                    let _ = std::fs::remove_file(&file);
+                }
                 continue;
             }
             if file.extension().is_some_and(|e| e == "tmp")
@@ -509,13 +524,16 @@ fn find_sidecars(spool_dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The sidecar of `spool_file` with its journal replayed over it. Blocking.
 fn read_meta(spool_file: &Path) -> Result<SpoolMeta, RecoveryError> {
     let path = layout::sidecar_path(spool_file);
     let mut data = Vec::new();
     File::open(&path)?
         .take(MAX_META_BYTES)
         .read_to_end(&mut data)?;
-    Ok(serde_json::from_slice(&data)?)
+    let mut meta: SpoolMeta = serde_json::from_slice(&data)?;
+    journal::replay(spool_file, &mut meta.kind)?;
+    Ok(meta)
 }
 
 /// Recovers one spool file; `None` when there was nothing left to do.
@@ -775,7 +793,7 @@ async fn recover_torn_segment(
     spool_playlist: &Path,
     meta: &SpoolMeta,
     init_object: Option<&str>,
-    committed: &[SegmentRecord],
+    journal: &Journal,
     path: &Path,
     torn: bool,
     start: SystemTime,
@@ -816,23 +834,18 @@ async fn recover_torn_segment(
     })?;
     let name = layout::segment_object(&meta.slice_object_prefix, &vars, extension)?;
     // Noted before it leaves the spool, as a live segment is: a failure after the store (a
-    // full disk) leaves a sidecar that still finds it.
-    let mut progress = meta.clone();
-    progress.kind = MetaKind::Playlist {
-        init_object: init_object.map(str::to_owned),
-        segments: committed.iter().cloned().map(MetaSegment::Stored).collect(),
-        open_segment: None,
-        open_segment_start_ms: None,
-        closing_segment: Some(ClosingSegment {
-            path: path.to_owned(),
-            start_ms: unix_ms(start),
-            duration_ms,
-            size,
-            sequence,
-        }),
-    };
-    let sidecar_of = spool_playlist.to_owned();
-    blocking(move || Ok(write_meta(&sidecar_of, &progress)?)).await?;
+    // full disk) leaves a journal that still finds it.
+    journal
+        .append_async(JournalEntry::Closing {
+            segment: ClosingSegment {
+                path: path.to_owned(),
+                start_ms: unix_ms(start),
+                duration_ms,
+                size,
+                sequence,
+            },
+        })
+        .await?;
     let object = target
         .store(StoreRequest {
             spool_file: path.to_owned(),
@@ -878,6 +891,23 @@ async fn find_stored_segment(
     Ok(None)
 }
 
+/// Notes in the journal that `segment` left the spool and is stored (so a retry after a
+/// later failure still lists it), then adds it to the playlist.
+async fn note_stored(
+    journal: &Journal,
+    segments: &mut Vec<SegmentRecord>,
+    segment: SegmentRecord,
+) -> Result<(), RecoveryError> {
+    journal
+        .append_async(JournalEntry::Stored {
+            index: segments.len() as u64,
+            segment: segment.clone(),
+        })
+        .await?;
+    segments.push(segment);
+    Ok(())
+}
+
 async fn recover_playlist(
     target: &dyn Target,
     spool_playlist: &Path,
@@ -905,7 +935,10 @@ async fn recover_playlist(
             record
         })
         .collect();
-    let committed = segments.len();
+    let journal = {
+        let path = spool_playlist.to_owned();
+        blocking(move || Ok(Journal::reopen(&path)?)).await?
+    };
     if let Some(closing) = closing_segment {
         let exists = {
             let p = closing.path.clone();
@@ -919,7 +952,7 @@ async fn recover_playlist(
                 spool_playlist,
                 meta,
                 init_object.as_deref(),
-                &segments,
+                &journal,
                 &closing.path,
                 false,
                 start,
@@ -927,16 +960,19 @@ async fn recover_playlist(
             )
             .await?
             {
-                segments.push(segment);
+                note_stored(&journal, &mut segments, segment).await?;
             }
         } else {
             match find_stored_segment(target, meta, &closing).await? {
-                Some(object) => segments.push(SegmentRecord {
-                    object,
-                    start,
-                    duration_ms: closing.duration_ms,
-                    size: closing.size,
-                }),
+                Some(object) => {
+                    let segment = SegmentRecord {
+                        object,
+                        start,
+                        duration_ms: closing.duration_ms,
+                        size: closing.size,
+                    };
+                    note_stored(&journal, &mut segments, segment).await?;
+                }
                 None => tracing::warn!(segment = %closing.path.display(),
                     "a segment stored just before the crash is not in its bucket; the playlist goes without it"),
             }
@@ -955,7 +991,7 @@ async fn recover_playlist(
                 spool_playlist,
                 meta,
                 init_object.as_deref(),
-                &segments,
+                &journal,
                 &path,
                 true,
                 start,
@@ -963,7 +999,7 @@ async fn recover_playlist(
             )
             .await
             {
-                Ok(Some(segment)) => segments.push(segment),
+                Ok(Some(segment)) => note_stored(&journal, &mut segments, segment).await?,
                 Ok(None) => {}
                 // Reading it (or the init segment) failed: it may yet be readable, so the
                 // whole recording waits for the next start.
@@ -978,20 +1014,6 @@ async fn recover_playlist(
     }
     if segments.is_empty() {
         return Err(RecoveryError::Empty);
-    }
-    if segments.len() != committed {
-        // The segments recovered now have left the spool: note them before the playlist is
-        // stored, so a retry after a failure below still finds them.
-        let mut progress = meta.clone();
-        progress.kind = MetaKind::Playlist {
-            init_object: init_object.clone(),
-            segments: segments.iter().cloned().map(MetaSegment::Stored).collect(),
-            open_segment: None,
-            open_segment_start_ms: None,
-            closing_segment: None,
-        };
-        let path = spool_playlist.to_owned();
-        blocking(move || Ok(write_meta(&path, &progress)?)).await?;
     }
     let duration_ms: u64 = segments.iter().map(|s| s.duration_ms).sum();
     let name = meta.object_name(duration_ms)?;

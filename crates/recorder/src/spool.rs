@@ -52,6 +52,9 @@ pub struct SpoolFile {
     /// Data was written since the last fsync.
     unsynced: bool,
     written: u64,
+    /// A write failed (a full disk): what it held is gone, so the file takes no more writes
+    /// and cannot be finished as whole; recovery keeps what of it decodes.
+    lost_data: bool,
     policy: SpoolPolicy,
     last_flush: Instant,
     last_sync: Instant,
@@ -77,6 +80,7 @@ impl SpoolFile {
             queued_bytes: 0,
             unsynced: false,
             written: 0,
+            lost_data: false,
             policy,
             last_flush: now,
             last_sync: now,
@@ -149,6 +153,11 @@ impl SpoolFile {
     where
         F: FnOnce(&mut File) -> io::Result<u64> + Send + 'static,
     {
+        if self.lost_data {
+            return Err(io::Error::other(
+                "an earlier write to this spool file failed; it is left for recovery to repair",
+            ));
+        }
         let mut file = self
             .file
             .take()
@@ -160,13 +169,14 @@ impl SpoolFile {
         .await
         .map_err(blocking_failed)?;
         self.file = Some(file);
-        let n = result?;
+        let n = result.inspect_err(|_| self.lost_data = true)?;
         self.written += n;
         Ok(n)
     }
 
     /// Writes what is buffered, applies `patches` in place, fsyncs and closes. Returns the
-    /// path and the file size.
+    /// path and the file size; fails if any write to the file failed, since then it is not
+    /// whole.
     pub async fn finish(mut self, patches: Vec<Patch>) -> io::Result<(PathBuf, u64)> {
         let parts = self.take_buffered();
         self.run(move |file| {
@@ -235,6 +245,25 @@ fn write_all_parts(file: &mut File, parts: &[Bytes]) -> io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_file_that_lost_a_write_takes_no_more_and_cannot_be_finished() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let mut spool = SpoolFile::create(dir.path().join("a.ts"), SpoolPolicy::default()).await?;
+        spool.buf.extend_from_slice(b"first");
+        spool.flush(false).await?;
+        // A write that fails as a full disk would: the file is read-only underneath.
+        let read_only = File::open(spool.path())?;
+        spool.file = Some(read_only);
+        spool.buf.extend_from_slice(b"lost");
+        assert!(spool.flush(false).await.is_err());
+        spool.file = Some(File::options().append(true).open(spool.path())?);
+        spool.buf.extend_from_slice(b"later");
+        assert!(spool.flush(false).await.is_err(), "no write after a gap");
+        assert!(spool.finish(Vec::new()).await.is_err());
+        assert_eq!(std::fs::read(dir.path().join("a.ts"))?, b"first");
+        Ok(())
+    }
 
     #[tokio::test]
     async fn headers_and_queued_payloads_reach_the_file_in_order() -> io::Result<()> {

@@ -39,12 +39,21 @@ impl ConfigSource for Configs {
                 panic!("a recorder bug");
             }
         }
+        let formats = if key.stream == "long" {
+            // One-second HLS segments, for a recording of many of them.
+            vec![FormatSpec {
+                slice: Duration::from_secs(1),
+                ..FormatSpec::new(Format::M3u8)
+            }]
+        } else {
+            vec![FormatSpec::new(Format::Mp4)]
+        };
         Some(RecordConfig {
             mode: RecordMode::Manual,
             delay: Duration::from_secs(180),
             bucket: "default".into(),
             endpoint: String::new(),
-            formats: vec![FormatSpec::new(Format::Mp4)],
+            formats,
         })
     }
 }
@@ -54,7 +63,7 @@ struct Rig {
     recorder: RecorderHandle,
     files: Arc<Mutex<Vec<FileRecord>>>,
     cancel: CancellationToken,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Rig {
@@ -98,7 +107,7 @@ fn rig() -> Rig {
         recorder,
         files,
         cancel,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -200,4 +209,122 @@ async fn a_recorder_task_that_dies_is_started_again() {
     push_video(&mut p, 0, 30).await;
     let start = rig.recorder.command(key("boom"), Command::Start).await;
     assert_eq!(start.unwrap(), CommandReply::Done);
+}
+
+/// The one spool file under `root` whose name ends with `suffix`, if any.
+fn spool_file(root: &std::path::Path, suffix: &str) -> Option<std::path::PathBuf> {
+    let spool = root.join("buckets/default/.spool");
+    let mut found: Vec<_> = std::fs::read_dir(spool)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
+    assert!(found.len() <= 1, "{found:?}");
+    found.pop()
+}
+
+/// Segments the playlist's journal notes as stored.
+fn stored_in_journal(journal: &std::path::Path) -> usize {
+    std::fs::read_to_string(journal)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(r#""event":"stored""#))
+        .count()
+}
+
+/// Pushes video frames `from..to` in one-second batches, letting the recorder drain its queue
+/// after each.
+async fn push_paced(p: &mut Publisher, from: u32, to: u32) {
+    let mut i = from;
+    while i < to {
+        let next = (i + 25).min(to);
+        push_video(p, i, next).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        i = next;
+    }
+}
+
+async fn wait_stored(journal: &std::path::Path, n: usize) {
+    for _ in 0..1000 {
+        if stored_in_journal(journal) >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{n} segments not stored: {}", stored_in_journal(journal));
+}
+
+/// Each segment of a long playlist costs the same small notes: the sidecar is written once,
+/// the journal gains a few short lines, the spool playlist its segment's lines.
+#[tokio::test]
+async fn notes_grow_by_a_constant_per_segment() {
+    use std::os::unix::fs::MetadataExt;
+    let rig = rig();
+    let mut p = publish(&rig.hub, "long").await;
+    push_video(&mut p, 0, 25).await;
+    let start = rig.recorder.command(key("long"), Command::Start).await;
+    assert_eq!(start.unwrap(), CommandReply::Done);
+    push_paced(&mut p, 25, 25 * 21).await;
+    let mut playlist = None;
+    for _ in 0..500 {
+        playlist = spool_file(rig.dir.path(), ".m3u8");
+        if playlist.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let playlist = playlist.expect("a spool playlist");
+    let sidecar = liverec_storage::layout::sidecar_path(&playlist);
+    let journal = liverec_storage::layout::journal_path(&playlist);
+    wait_stored(&journal, 20).await;
+
+    let early = (
+        stored_in_journal(&journal),
+        std::fs::read(&sidecar).unwrap(),
+        std::fs::metadata(&sidecar).unwrap().ino(),
+        std::fs::metadata(&journal).unwrap().len(),
+        std::fs::read_to_string(&playlist).unwrap(),
+        std::fs::metadata(&playlist).unwrap().ino(),
+    );
+    push_paced(&mut p, 25 * 21, 25 * 221).await;
+    wait_stored(&journal, 220).await;
+    let late = (
+        stored_in_journal(&journal),
+        std::fs::read(&sidecar).unwrap(),
+        std::fs::metadata(&sidecar).unwrap().ino(),
+        std::fs::metadata(&journal).unwrap().len(),
+        std::fs::read_to_string(&playlist).unwrap(),
+        std::fs::metadata(&playlist).unwrap().ino(),
+    );
+    let added = (late.0 - early.0) as u64;
+    assert!(added >= 200, "{added} segments");
+    // The sidecar was never written again (a rewrite renames a new file into place).
+    assert_eq!((&late.1, late.2), (&early.1, early.2), "sidecar rewritten");
+    let journal_per_segment = (late.3 - early.3) / added;
+    assert!(
+        journal_per_segment < 1024,
+        "{journal_per_segment} journal bytes per segment"
+    );
+    // The spool playlist only had lines appended: same file, the earlier text its prefix,
+    // a segment's two lines per segment.
+    assert_eq!(late.5, early.5, "spool playlist rewritten");
+    assert!(late.4.starts_with(&early.4));
+    let playlist_per_segment = (late.4.len() - early.4.len()) as u64 / added;
+    assert!(
+        playlist_per_segment < 128,
+        "{playlist_per_segment} playlist bytes per segment"
+    );
+
+    let stop = rig.recorder.command(key("long"), Command::Stop).await;
+    assert_eq!(stop.unwrap(), CommandReply::Done);
+    let cancel = rig
+        .recorder
+        .command(key("long"), Command::CancelDelay)
+        .await;
+    assert_eq!(cancel.unwrap(), CommandReply::Done);
+    let files = wait_files(&rig.files, 1).await;
+    assert!(files[0].segments.len() > 220, "{}", files[0].segments.len());
+    // Finished: its notes are gone with it.
+    assert!(!sidecar.exists() && !journal.exists());
 }

@@ -317,6 +317,16 @@ impl Spool {
         sidecar.with_extension("")
     }
 
+    /// Whether `path` is a segmented recording's journal ([`journal_path`]).
+    pub fn is_journal(path: &Path) -> bool {
+        path.extension().is_some_and(|e| e == JOURNAL_EXTENSION)
+    }
+
+    /// The spool file a journal belongs to.
+    pub fn file_of_journal(journal: &Path) -> PathBuf {
+        journal.with_extension("")
+    }
+
     /// Whether `path` is a local target's note of a stored file whose completion is not
     /// delivered yet ([`stored_note_path`]).
     pub fn is_stored_note(path: &Path) -> bool {
@@ -325,11 +335,21 @@ impl Spool {
 }
 
 const STORED_NOTE_EXTENSION: &str = "stored";
+const JOURNAL_EXTENSION: &str = "journal";
 
 /// The recovery sidecar of a spool file: `<file>.json`.
 pub fn sidecar_path(spool_file: &Path) -> PathBuf {
     let mut name = spool_file.as_os_str().to_owned();
     name.push(".json");
+    PathBuf::from(name)
+}
+
+/// The append-only journal beside a segmented recording's sidecar: `<file>.journal`, one line
+/// per segment event, so the sidecar need not be rewritten as the recording grows.
+pub fn journal_path(spool_file: &Path) -> PathBuf {
+    let mut name = spool_file.as_os_str().to_owned();
+    name.push(".");
+    name.push(JOURNAL_EXTENSION);
     PathBuf::from(name)
 }
 
@@ -533,6 +553,10 @@ mod tests {
         let sidecar = sidecar_path(&a);
         assert!(Spool::is_sidecar(&sidecar));
         assert_eq!(Spool::file_of_sidecar(&sidecar), a);
+        let journal = journal_path(&a);
+        assert!(Spool::is_journal(&journal) && !Spool::is_journal(&a));
+        assert!(!Spool::is_sidecar(&journal));
+        assert_eq!(Spool::file_of_journal(&journal), a);
     }
 
     proptest! {

@@ -3,13 +3,17 @@
 //! Segments are cut at the first GOP start after the slice duration and become objects as soon
 //! as they close; the playlist grows in the spool after every segment and is stored under its
 //! final name, with `#EXT-X-ENDLIST`, when the file is finalized.
+//!
+//! Each segment costs O(1) in notes, however long the recording: its events go to the
+//! playlist's journal ([`crate::journal`]) rather than a rewritten sidecar, and its lines are
+//! appended to the spool playlist, which is rewritten only when its target duration grows.
 
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use bytes::BytesMut;
 use liverec_media::{Frame, Tracks};
-use liverec_mux::hls::MediaPlaylist;
+use liverec_mux::hls::{MediaPlaylist, Segment};
 use liverec_mux::{fmp4, ts};
 
 use liverec_storage::StoreRequest;
@@ -21,7 +25,8 @@ use super::{
     video_size,
 };
 use crate::config::Format;
-use crate::recovery::{MetaKind, SpoolMeta};
+use crate::journal::{Journal, JournalEntry};
+use crate::recovery::{ClosingSegment, MetaKind, SpoolMeta, unix_ms};
 use crate::spool::SpoolFile;
 
 /// Media time per CMAF fragment inside a segment.
@@ -56,6 +61,19 @@ struct OpenPlaylist {
     fragment_start: i64,
     size: u64,
     spool_playlist: PathBuf,
+    journal: Journal,
+    /// What the spool playlist was last rendered for in full.
+    rendered: RenderedPlaylist,
+}
+
+/// The two things a whole render of the spool playlist depends on besides its segments:
+/// while neither changes, a new segment only appends its lines.
+#[derive(Clone, Debug, PartialEq)]
+struct RenderedPlaylist {
+    target_duration: u64,
+    /// The playlist object's directory, which segment URIs are relative to (it can hold the
+    /// end time, which moves as segments come).
+    object_dir: String,
 }
 
 pub struct SegmentedOutput {
@@ -115,6 +133,7 @@ impl SegmentedOutput {
     async fn open_playlist(&self, input: &FrameIn<'_>) -> Result<OpenPlaylist, OutputError> {
         let format = self.ctx.spec.format;
         let spool_playlist = self.ctx.target.spool().new_path(format.extension());
+        let record_id = new_id();
         let mut size = 0;
         let (muxer, init_object) = match format {
             Format::Cmaf => {
@@ -144,8 +163,39 @@ impl SegmentedOutput {
             Format::M3u8 => (Muxer::Ts(Box::new(ts::Muxer::new(input.tracks)?)), None),
             Format::Mp4 | Format::Flv => return Err(OutputError::WrongOutput(format)),
         };
-        let open = OpenPlaylist {
-            record_id: new_id(),
+        save_meta(
+            spool_playlist.clone(),
+            SpoolMeta::new(
+                &self.ctx,
+                &record_id,
+                self.next_sequence,
+                input.wall,
+                video_size(input.tracks),
+                MetaKind::Playlist {
+                    init_object: init_object.clone(),
+                    segments: Vec::new(),
+                    open_segment: None,
+                    open_segment_start_ms: None,
+                    closing_segment: None,
+                },
+            ),
+        )
+        .await?;
+        let journal = {
+            let path = spool_playlist.clone();
+            tokio::task::spawn_blocking(move || Journal::create(&path))
+                .await
+                .map_err(std::io::Error::other)?
+        };
+        let journal = match journal {
+            Ok(journal) => journal,
+            Err(err) => {
+                drop_meta(spool_playlist.clone()).await;
+                return Err(err.into());
+            }
+        };
+        let mut open = OpenPlaylist {
+            record_id,
             sequence: self.next_sequence,
             muxer,
             clock: FileClock::new(input.dts),
@@ -159,13 +209,15 @@ impl SegmentedOutput {
             fragment_start: 0,
             size,
             spool_playlist,
+            journal,
+            rendered: RenderedPlaylist {
+                target_duration: 0,
+                object_dir: String::new(),
+            },
         };
-        save_playlist_meta(&self.ctx, &open).await?;
         // The growing playlist exists from the start, so recovery can tell a playlist still
         // recording (its spool file is there) from one already stored (it has left the spool).
-        let name = playlist_object(&self.ctx, &open)?;
-        let text = render_playlist(&self.ctx, &open, &name.to_string(), false);
-        if let Err(err) = write_synced(open.spool_playlist.clone(), text).await {
+        if let Err(err) = rewrite_spool_playlist(&self.ctx, &mut open).await {
             let _ = tokio::fs::remove_file(&open.spool_playlist).await;
             drop_meta(open.spool_playlist.clone()).await;
             return Err(err);
@@ -282,19 +334,14 @@ async fn open_segment(
 ) -> Result<OpenSegment, OutputError> {
     let extension = segment_extension(ctx)?;
     let path = ctx.target.spool().new_path(extension);
-    // The sidecar names the segment before it exists, so no spool file is ever unclaimed
+    // The journal names the segment before it exists, so no spool file is ever unclaimed
     // (recovery skips an open segment that is missing).
-    let mut meta = playlist_meta(ctx, open);
-    if let MetaKind::Playlist {
-        open_segment,
-        open_segment_start_ms,
-        ..
-    } = &mut meta.kind
-    {
-        *open_segment = Some(path.clone());
-        *open_segment_start_ms = Some(crate::recovery::unix_ms(wall));
-    }
-    save_meta(open.spool_playlist.clone(), meta).await?;
+    open.journal
+        .append_async(JournalEntry::Opened {
+            path: path.clone(),
+            start_ms: unix_ms(wall),
+        })
+        .await?;
     let spool = SpoolFile::create(path, ctx.policy).await?;
     let sequence = open.next_sequence;
     open.next_sequence += 1;
@@ -304,32 +351,6 @@ async fn open_segment(
         start_wall: wall,
         sequence,
     })
-}
-
-fn playlist_meta(ctx: &OutputContext, open: &OpenPlaylist) -> SpoolMeta {
-    let kind = MetaKind::Playlist {
-        init_object: open.init_object.clone(),
-        segments: open
-            .segments
-            .iter()
-            .cloned()
-            .map(crate::recovery::MetaSegment::Stored)
-            .collect(),
-        open_segment: open.segment.as_ref().map(|s| s.spool.path().to_owned()),
-        open_segment_start_ms: open
-            .segment
-            .as_ref()
-            .map(|s| crate::recovery::unix_ms(s.start_wall)),
-        closing_segment: None,
-    };
-    SpoolMeta::new(
-        ctx,
-        &open.record_id,
-        open.sequence,
-        open.start_wall,
-        video_size(&open.tracks),
-        kind,
-    )
 }
 
 fn segment_extension(ctx: &OutputContext) -> Result<&'static str, OutputError> {
@@ -358,11 +379,8 @@ async fn store_part(
         .await?)
 }
 
-async fn save_playlist_meta(ctx: &OutputContext, open: &OpenPlaylist) -> Result<(), OutputError> {
-    Ok(save_meta(open.spool_playlist.clone(), playlist_meta(ctx, open)).await?)
-}
-
-/// Closes the open segment, which ends at `end` (file time), and rewrites the growing playlist.
+/// Closes the open segment, which ends at `end` (file time), and adds it to the growing
+/// playlist.
 async fn close_segment(
     ctx: &OutputContext,
     open: &mut OpenPlaylist,
@@ -386,37 +404,98 @@ async fn close_segment(
     let (path, bytes) = seg.spool.finish(Vec::new()).await?;
     open.size += bytes;
     let duration_ms = u64::try_from(end - seg.start).unwrap_or(0);
-    // Noted before it leaves the spool: a crash between the store and the next sidecar write
-    // must not drop it from the playlist.
-    let mut meta = playlist_meta(ctx, open);
-    if let MetaKind::Playlist {
-        closing_segment, ..
-    } = &mut meta.kind
-    {
-        *closing_segment = Some(crate::recovery::ClosingSegment {
-            path: path.clone(),
-            start_ms: crate::recovery::unix_ms(seg.start_wall),
-            duration_ms,
-            size: bytes,
-            sequence: seg.sequence,
-        });
-    }
-    save_meta(open.spool_playlist.clone(), meta).await?;
+    // Noted before it leaves the spool: a crash between the store and the next note must not
+    // drop it from the playlist.
+    open.journal
+        .append_async(JournalEntry::Closing {
+            segment: ClosingSegment {
+                path: path.clone(),
+                start_ms: unix_ms(seg.start_wall),
+                duration_ms,
+                size: bytes,
+                sequence: seg.sequence,
+            },
+        })
+        .await?;
     let object = store_part(ctx, &open.spool_playlist, path, name).await?;
-    open.segments.push(SegmentRecord {
+    let segment = SegmentRecord {
         object,
         start: seg.start_wall,
         duration_ms,
         size: bytes,
-    });
-    save_playlist_meta(ctx, open).await?;
-    let playlist_object = playlist_object(ctx, open)?;
-    let text = render_playlist(ctx, open, &playlist_object.to_string(), false);
+    };
+    open.journal
+        .append_async(JournalEntry::Stored {
+            index: open.segments.len() as u64,
+            segment: segment.clone(),
+        })
+        .await?;
+    open.segments.push(segment);
+    extend_spool_playlist(ctx, open).await
+}
+
+/// Adds the last segment to the spool playlist: its lines appended, or the whole playlist
+/// rewritten if the segment needs a longer target duration or the object's directory moved.
+async fn extend_spool_playlist(
+    ctx: &OutputContext,
+    open: &mut OpenPlaylist,
+) -> Result<(), OutputError> {
+    let Some(last) = open.segments.last() else {
+        return Ok(());
+    };
+    let name = playlist_object(ctx, open)?.to_string();
+    let segment = Segment::new(
+        relative_uri(&name, &last.object),
+        last.duration_ms as f64 / 1000.0,
+    );
+    if segment.target_duration() > open.rendered.target_duration
+        || object_dir(&name) != open.rendered.object_dir
+    {
+        return rewrite_spool_playlist(ctx, open).await;
+    }
+    let mut lines = String::new();
+    segment.render(&mut lines);
     let path = open.spool_playlist.clone();
-    tokio::task::spawn_blocking(move || std::fs::write(path, text))
-        .await
-        .map_err(std::io::Error::other)??;
+    tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::options().append(true).open(path)?;
+        std::io::Write::write_all(&mut file, lines.as_bytes())
+    })
+    .await
+    .map_err(std::io::Error::other)??;
     Ok(())
+}
+
+/// Renders the whole spool playlist into place (a synced temporary file renamed over it, so a
+/// reader never sees it cut short).
+async fn rewrite_spool_playlist(
+    ctx: &OutputContext,
+    open: &mut OpenPlaylist,
+) -> Result<(), OutputError> {
+    let name = playlist_object(ctx, open)?.to_string();
+    let playlist = build_playlist(ctx, open, &name, false);
+    let rendered = RenderedPlaylist {
+        target_duration: playlist.target_duration(),
+        object_dir: object_dir(&name).to_owned(),
+    };
+    let text = playlist.to_m3u8();
+    let path = open.spool_playlist.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(".tmp");
+        let mut file = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut file, text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+    open.rendered = rendered;
+    Ok(())
+}
+
+/// The directory part of an object name ("" at the bucket's root).
+fn object_dir(object: &str) -> &str {
+    object.rsplit_once('/').map_or("", |(dir, _)| dir)
 }
 
 /// Replaces `path` with `text`, fsynced, off the runtime.
@@ -435,12 +514,12 @@ fn playlist_object(ctx: &OutputContext, open: &OpenPlaylist) -> Result<ObjectNam
     ctx.file_name(open.start_wall, open.last_wall, open.sequence)
 }
 
-fn render_playlist(
+fn build_playlist(
     ctx: &OutputContext,
     open: &OpenPlaylist,
     playlist_object: &str,
     ended: bool,
-) -> String {
+) -> MediaPlaylist {
     let mut playlist = MediaPlaylist::new();
     playlist.min_target_duration = ctx.spec.slice.as_secs();
     playlist.map_uri = open
@@ -454,7 +533,7 @@ fn render_playlist(
         );
     }
     playlist.ended = ended;
-    playlist.to_m3u8()
+    playlist
 }
 
 /// Closes the last segment and stores the final playlist; `None` when the playlist holds no
@@ -478,7 +557,7 @@ async fn finalize(
     }
     let name = playlist_object(ctx, &open)?;
     // Segment URIs are relative to the name before a collision suffix: same directory.
-    let text = render_playlist(ctx, &open, &name.to_string(), true);
+    let text = build_playlist(ctx, &open, &name.to_string(), true).to_m3u8();
     // The final playlist replaces the growing one in place and is stored from there, so a
     // crash after the store leaves nothing for recovery to redo.
     let bytes = write_synced(open.spool_playlist.clone(), text).await?;
