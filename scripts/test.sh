@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh Debian machine: installs what is missing (ffmpeg, GStreamer
 # and chromium via apt-get; ffmpeg 9 from the PyPI package imageio-ffmpeg and moto_server in
 # ./.venv; playwright-core and hls.js via npm in tests/browser),
-# encodes the test media once, then runs formatting, lint and every test.
+# encodes the test media once, then runs formatting, lint, every test, and each fuzz target
+# for a few seconds when a nightly toolchain is present (docs/FUZZING.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -90,5 +91,8 @@ fi
 
 say "API tests through Alibaba's Python SDKs"
 LIVEREC_BIN=target/debug/liverec ./scripts/test-python.sh
+
+say "fuzzing every target briefly (scripts/fuzz.sh; skipped without a nightly toolchain)"
+./scripts/fuzz.sh
 
 say "all tests passed"
