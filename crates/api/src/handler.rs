@@ -46,6 +46,7 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
     let vod = Router::new()
         .route("/vod/{*object}", axum::routing::any(crate::vod::serve))
         .route("/metrics", axum::routing::get(crate::metrics::serve))
+        .route("/{app}/{name}", axum::routing::get(crate::live::serve))
         .with_state(state.clone());
     let shared = Arc::new(Shared {
         state,
@@ -102,7 +103,7 @@ fn clip_detail(detail: &str) -> String {
     }
 }
 
-fn clip(s: &str) -> &str {
+pub(crate) fn clip(s: &str) -> &str {
     match s.char_indices().nth(MAX_LOGGED_LEN) {
         Some((i, _)) => &s[..i],
         None => s,

@@ -21,6 +21,7 @@ pub mod auth;
 pub mod error;
 mod handler;
 pub mod ingest_auth;
+mod live;
 mod metrics;
 pub mod params;
 pub mod response;
@@ -115,10 +116,13 @@ pub struct ApiState {
     /// What the API port's connection limits refused ([`server::serve`] counts, `/metrics`
     /// shows).
     pub http: Arc<server::HttpCounters>,
+    /// Opens live viewers (HTTP-FLV `/{AppName}/{StreamName}.flv`).
+    pub viewers: Arc<dyn liverec_play::Viewers>,
 }
 
 /// The API port's routes: `/vod/…` playback of recordings, `GET /metrics` (Prometheus text:
-/// the upload backlog of every configured storage target); every other path and method reach
+/// the upload backlog of every configured storage target), `GET /{AppName}/{StreamName}.flv`
+/// live HTTP-FLV; every other path and method reach
 /// the OpenAPI handler, which answers `InvalidApi.NotFound` for anything but `GET /` and
 /// `POST /`.
 pub fn router(state: Arc<ApiState>) -> axum::Router {

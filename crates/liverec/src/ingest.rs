@@ -10,7 +10,10 @@ use liverec_catalog::{Catalog, unix_ms};
 use liverec_hub::{Hub, HubError, Publisher, StreamKey, validate_domain, validate_name};
 use liverec_media::flv::{AudioTag, FlvError, VideoTag, parse_audio_tag, parse_video_tag};
 use liverec_media::{CodecConfig, TrackKind};
-use liverec_rtmp::{MediaKind, MediaMessage, PublishRequest, Refusal, SessionHandler};
+use liverec_play::{PlayError, Viewers};
+use liverec_rtmp::{
+    MediaKind, MediaMessage, PlayRequest, PlaySource, PublishRequest, Refusal, SessionHandler,
+};
 use tokio::sync::mpsc;
 
 use crate::publishes::PublishNote;
@@ -35,35 +38,59 @@ enum DomainOf {
 }
 
 impl DomainPolicy {
-    /// `vhost=`/`domain=`, else the tcUrl host when it is declared (or, outside strict mode,
-    /// known to the catalog), else the default domain (DESIGN.md "Domains").
-    fn domain_of(&self, req: &PublishRequest) -> DomainOf {
-        if let Some(d) = req
-            .query_value("vhost")
-            .or_else(|| req.query_value("domain"))
-        {
+    /// `vhost=`/`domain=`, else the host the client addressed (tcUrl, `Host`) when it is
+    /// declared (or, outside strict mode, known to the catalog), else the default domain
+    /// (DESIGN.md "Domains").
+    fn domain_of(&self, vhost: Option<&str>, host: Option<&str>) -> DomainOf {
+        if let Some(d) = vhost {
             return DomainOf::Decided(d.to_ascii_lowercase());
         }
-        let host = req
-            .tc_url
-            .as_deref()
-            .and_then(tc_url_host)
-            .map(str::to_ascii_lowercase);
-        match host {
+        match host.map(str::to_ascii_lowercase) {
             Some(h) if self.is_declared(&h) => DomainOf::Decided(h),
             Some(h) if !self.strict && validate_domain(&h).is_ok() => DomainOf::UndeclaredHost(h),
             _ => DomainOf::Decided(self.default_domain.clone()),
         }
     }
 
-    fn is_declared(&self, domain: &str) -> bool {
+    pub(crate) fn is_declared(&self, domain: &str) -> bool {
         domain.eq_ignore_ascii_case(&self.default_domain)
             || self.known.iter().any(|k| k.eq_ignore_ascii_case(domain))
     }
+
+    /// The domain of a publish or play: [`DomainPolicy::domain_of`], with an undeclared host
+    /// looked up in the catalog (a domain made through the API or by an earlier publish).
+    pub(crate) async fn decide(
+        &self,
+        catalog: &Catalog,
+        vhost: Option<&str>,
+        host: Option<&str>,
+    ) -> String {
+        match self.domain_of(vhost, host) {
+            DomainOf::Decided(domain) => domain,
+            DomainOf::UndeclaredHost(host) => match catalog.domain_exists(&host).await {
+                Ok(true) => host,
+                Ok(false) => self.default_domain.clone(),
+                Err(err) => {
+                    tracing::warn!(%host, %err, "cannot tell whether the host is a known domain: using the default domain");
+                    self.default_domain.clone()
+                }
+            },
+        }
+    }
+}
+
+/// `vhost=` or `domain=` of a publish or play URL.
+fn vhost_of(query: &[(String, String)]) -> Option<&str> {
+    ["vhost", "domain"].iter().find_map(|name| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    })
 }
 
 /// The host of `rtmp://host[:port]/app…`.
-fn tc_url_host(tc_url: &str) -> Option<&str> {
+pub(crate) fn tc_url_host(tc_url: &str) -> Option<&str> {
     let rest = tc_url.split_once("://")?.1;
     let authority = rest.split('/').next()?;
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
@@ -78,7 +105,7 @@ fn tc_url_host(tc_url: &str) -> Option<&str> {
 /// Forbidden streams (ForbidLiveStream) are read the same way; streams last seen forbidden are
 /// remembered (at most the block list's size) so a database outage does not let them in.
 pub struct PublishAuth {
-    catalog: Catalog,
+    pub(crate) catalog: Catalog,
     last: Mutex<HashMap<String, AuthKeys>>,
     forbidden: Mutex<HashMap<StreamKey, i64>>,
 }
@@ -119,7 +146,7 @@ impl PublishAuth {
     }
 
     /// The domain's keys, `None` when its publishes need no signature.
-    async fn keys(&self, domain: &str) -> Result<Option<AuthKeys>, String> {
+    pub(crate) async fn keys(&self, domain: &str) -> Result<Option<AuthKeys>, String> {
         let row = match self.catalog.domain_config(domain, ALIAUTH).await {
             Ok(row) => row,
             Err(err) => {
@@ -154,8 +181,21 @@ impl PublishAuth {
 /// Longest wait to queue the note of a publish's end.
 const NOTE_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// A viewer's RTMP play: the tags its hub subscription gives.
+pub struct RtmpViewer(liverec_play::Viewer);
+
+impl PlaySource for RtmpViewer {
+    async fn next_batch(
+        &mut self,
+        out: &mut Vec<liverec_mux::flv::live::LiveTag>,
+    ) -> Result<(), String> {
+        self.0.next_batch(out).await
+    }
+}
+
 pub struct Ingest {
     hub: Hub,
+    viewers: Arc<dyn Viewers>,
     domains: Arc<DomainPolicy>,
     auth: Arc<PublishAuth>,
     /// Publish starts and stops, for the catalog (a bounded queue: a busy database costs a
@@ -173,12 +213,14 @@ pub struct Ingest {
 impl Ingest {
     pub fn new(
         hub: Hub,
+        viewers: Arc<dyn Viewers>,
         domains: Arc<DomainPolicy>,
         auth: Arc<PublishAuth>,
         published: mpsc::Sender<PublishNote>,
     ) -> Self {
         Self {
             hub,
+            viewers,
             domains,
             auth,
             published,
@@ -212,19 +254,37 @@ impl Ingest {
 }
 
 impl SessionHandler for Ingest {
-    async fn on_publish(&mut self, req: &PublishRequest) -> Result<(), Refusal> {
-        let domain = match self.domains.domain_of(req) {
-            DomainOf::Decided(domain) => domain,
-            // A domain made through the API or by an earlier publish is known too.
-            DomainOf::UndeclaredHost(host) => match self.auth.catalog.domain_exists(&host).await {
-                Ok(true) => host,
-                Ok(false) => self.domains.default_domain.clone(),
-                Err(err) => {
-                    tracing::warn!(%host, %err, "cannot tell whether the tcUrl host is a known domain: using the default domain");
-                    self.domains.default_domain.clone()
-                }
-            },
+    type Play = RtmpViewer;
+
+    async fn on_play(&mut self, req: &PlayRequest) -> Result<RtmpViewer, Refusal> {
+        let play = liverec_play::PlayRequest {
+            vhost: vhost_of(&req.query).map(str::to_owned),
+            host: req
+                .tc_url
+                .as_deref()
+                .and_then(tc_url_host)
+                .map(str::to_owned),
+            app: req.app.clone(),
+            stream: req.stream_name.clone(),
+            auth_key: req.query_value("auth_key").map(str::to_owned),
+            signed_name: req.stream_name.clone(),
+            peer: Some(req.peer),
         };
+        match self.viewers.open(&play).await {
+            Ok(viewer) => Ok(RtmpViewer(viewer)),
+            Err(PlayError::NotFound(reason)) => Err(Refusal::new(Refusal::PLAY_NOT_FOUND, reason)),
+            Err(PlayError::Forbidden(reason) | PlayError::Unavailable(reason)) => {
+                Err(Refusal::new(Refusal::PLAY_FAILED, reason))
+            }
+        }
+    }
+
+    async fn on_publish(&mut self, req: &PublishRequest) -> Result<(), Refusal> {
+        let host = req.tc_url.as_deref().and_then(tc_url_host);
+        let domain = self
+            .domains
+            .decide(&self.auth.catalog, vhost_of(&req.query), host)
+            .await;
         validate_domain(&domain).map_err(|e| Refusal::bad_name(e.to_string()))?;
         if self.domains.strict && !self.domains.is_declared(&domain) {
             tracing::warn!(%domain, peer = %req.peer, "publish refused: domain is not declared (strict_domains)");
@@ -447,38 +507,38 @@ mod tests {
             known: vec!["Declared.example".into()],
             strict,
         };
-        let req = |tc_url: &str, query: &[(&str, &str)]| PublishRequest {
-            app: "live".into(),
-            stream_name: "s".into(),
-            query: query
+        let req = |tc_url: &str, query: &[(&str, &str)]| {
+            let query: Vec<(String, String)> = query
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            tc_url: Some(tc_url.into()),
-            publish_type: "live".into(),
-            peer: "127.0.0.1:1".parse().unwrap(),
+                .collect();
+            let vhost = vhost_of(&query).map(str::to_owned);
+            (vhost, tc_url_host(tc_url).map(str::to_owned))
+        };
+        let domain_of = |policy: &DomainPolicy, (vhost, host): (Option<String>, Option<String>)| {
+            policy.domain_of(vhost.as_deref(), host.as_deref())
         };
         let open = policy(false);
         assert_eq!(
-            open.domain_of(&req("rtmp://h/live", &[("vhost", "V.example")])),
+            domain_of(&open, req("rtmp://h/live", &[("vhost", "V.example")])),
             DomainOf::Decided("v.example".into())
         );
         assert_eq!(
-            open.domain_of(&req("rtmp://declared.EXAMPLE:1935/live", &[])),
+            domain_of(&open, req("rtmp://declared.EXAMPLE:1935/live", &[])),
             DomainOf::Decided("declared.example".into())
         );
         assert_eq!(
-            open.domain_of(&req("rtmp://api-made.example/live", &[])),
+            domain_of(&open, req("rtmp://api-made.example/live", &[])),
             DomainOf::UndeclaredHost("api-made.example".into())
         );
         assert_eq!(
-            open.domain_of(&req("rtmp://127.0.0.1:1935/live", &[])),
+            domain_of(&open, req("rtmp://127.0.0.1:1935/live", &[])),
             DomainOf::UndeclaredHost("127.0.0.1".into()),
             "an address the catalog does not know falls back to the default domain"
         );
         // Strict: only declared domains, never the catalog's.
         assert_eq!(
-            policy(true).domain_of(&req("rtmp://api-made.example/live", &[])),
+            domain_of(&policy(true), req("rtmp://api-made.example/live", &[])),
             DomainOf::Decided("live.liverec.local".into())
         );
         assert!(policy(true).is_declared("LIVE.liverec.local"));

@@ -8,6 +8,7 @@ mod publishes;
 mod serve;
 mod settings;
 mod storage;
+mod viewers;
 mod workers;
 
 use std::path::PathBuf;

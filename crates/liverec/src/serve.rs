@@ -384,6 +384,17 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
     )
     .context("playback URL secret")?;
     let http_counters = Arc::new(liverec_api::server::HttpCounters::default());
+    let domains = Arc::new(DomainPolicy {
+        default_domain: settings.default_domain.clone(),
+        known: settings.domains.clone(),
+        strict: settings.api.strict_domains,
+    });
+    let publish_auth = Arc::new(crate::ingest::PublishAuth::new(catalog.clone()));
+    let viewers: Arc<dyn liverec_play::Viewers> = Arc::new(crate::viewers::PlayGate::new(
+        hub.clone(),
+        domains.clone(),
+        publish_auth.clone(),
+    ));
     let api_state = Arc::new(ApiState {
         catalog: catalog.clone(),
         recorder: recorders,
@@ -394,6 +405,7 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
         vod,
         index_waiting,
         http: http_counters.clone(),
+        viewers: viewers.clone(),
     });
     tracing::info!(addr = %api_listener.local_addr()?, "api listening");
     let api_cancel = CancellationToken::new();
@@ -413,6 +425,7 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
     tracing::info!(addr = %listener.local_addr()?, data_dir = %settings.data_dir.display(), "rtmp ingest listening");
     let limits = liverec_rtmp::Limits {
         max_connections: settings.ingest.max_publishers,
+        max_viewers: settings.ingest.max_viewers.max(1),
         handshake_timeout: secs(
             "ingest.handshake_timeout_secs",
             settings.ingest.handshake_timeout_secs,
@@ -428,18 +441,13 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
         partial_budget_bytes: settings.ingest.partial_budget_bytes,
         write_timeout: liverec_rtmp::DEFAULT_WRITE_TIMEOUT,
     };
-    let domains = Arc::new(DomainPolicy {
-        default_domain: settings.default_domain.clone(),
-        known: settings.domains.clone(),
-        strict: settings.api.strict_domains,
-    });
     let rtmp_cancel = CancellationToken::new();
-    let publish_auth = Arc::new(crate::ingest::PublishAuth::new(catalog.clone()));
     let make_handler = {
         let hub = hub.clone();
         move |_peer| {
             Ingest::new(
                 hub.clone(),
+                viewers.clone(),
                 domains.clone(),
                 publish_auth.clone(),
                 published_tx.clone(),

@@ -105,6 +105,8 @@ pub struct NotifySettings {
 #[serde(deny_unknown_fields)]
 pub struct IngestSettings {
     pub max_publishers: usize,
+    /// RTMP viewers at once (HTTP-FLV viewers count against the API port's connections).
+    pub max_viewers: usize,
     pub handshake_timeout_secs: f64,
     /// A publisher silent this long is gone (and may be replaced by a new one).
     pub idle_timeout_secs: f64,
@@ -234,6 +236,7 @@ impl Default for Settings {
             shutdown_timeout_secs: 10.0,
             ingest: IngestSettings {
                 max_publishers: 1000,
+                max_viewers: liverec_rtmp::DEFAULT_MAX_VIEWERS,
                 handshake_timeout_secs: 5.0,
                 idle_timeout_secs: 5.0,
                 threads: 0,

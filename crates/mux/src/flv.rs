@@ -7,6 +7,7 @@
 
 mod amf0;
 mod error;
+pub mod live;
 mod tag;
 
 use bytes::{BufMut, BytesMut};
@@ -40,8 +41,6 @@ const ENCODER: &str = "liverec";
 const AVC_HEADER_LEN: usize = 5;
 /// Bytes of an ExVideoTagHeader: header byte + FourCC.
 const EX_HEADER_LEN: usize = 5;
-/// Bytes of an AAC audio tag header: sound byte + AACPacketType.
-const AAC_HEADER_LEN: usize = 2;
 /// Most extra `onMetaData` values a file takes (keeps the script tag far below the tag limit).
 pub const MAX_EXTRA_METADATA: usize = 32;
 /// The range of the 24-bit composition time offset.
@@ -264,13 +263,9 @@ impl Muxer {
                 if self.tracks.audio.is_none() {
                     return Err(MuxError::TrackNotConfigured(TrackKind::Audio));
                 }
-                let body_len = AAC_HEADER_LEN + frame.data.len();
-                check_body_len(TrackKind::Audio, body_len)?;
-                out.reserve(tag::total_len(body_len));
-                tag::header(out, TAG_TYPE_AUDIO, body_len, timestamp);
-                out.put_slice(&[AAC_SOUND_BYTE, audio_packet::CODED_FRAMES]);
-                out.put_slice(&frame.data);
-                tag::trailer(out, body_len);
+                let head = audio_frame_head();
+                check_body_len(TrackKind::Audio, head.len() + frame.data.len())?;
+                write_tag(out, TAG_TYPE_AUDIO, timestamp, &head, &frame.data);
                 self.audio.record(relative, relative);
             }
         }
@@ -354,49 +349,84 @@ fn check_body_len(track: TrackKind, len: usize) -> Result<(), MuxError> {
     Ok(())
 }
 
-fn write_video_config(out: &mut BytesMut, config: &VideoConfig) {
-    let len = config.record.len().min(MAX_BODY_LEN - AVC_HEADER_LEN);
-    let record = &config.record[..len];
-    match config.codec {
-        VideoCodec::H264 => {
-            let body_len = AVC_HEADER_LEN + record.len();
-            tag::header(out, TAG_TYPE_VIDEO, body_len, 0);
-            out.put_slice(&[
-                (FRAME_TYPE_KEY << 4) | VIDEO_CODEC_AVC,
-                video_packet::SEQUENCE_START,
-                0,
-                0,
-                0,
-            ]);
-            out.put_slice(record);
-            tag::trailer(out, body_len);
+/// The bytes of a tag body before its payload (codec, packet type, composition time): at most
+/// 8, so a tag is a small head plus a payload shared by reference.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TagHead {
+    bytes: [u8; 8],
+    len: u8,
+}
+
+impl TagHead {
+    fn new() -> Self {
+        Self::default()
+    }
+
+    fn push(&mut self, byte: u8) {
+        if let Some(slot) = self.bytes.get_mut(usize::from(self.len)) {
+            *slot = byte;
+            self.len += 1;
         }
-        VideoCodec::H265 | VideoCodec::Av1 => {
-            let body_len = EX_HEADER_LEN + record.len();
-            tag::header(out, TAG_TYPE_VIDEO, body_len, 0);
-            out.put_u8(VIDEO_EX_HEADER | (FRAME_TYPE_KEY << 4) | video_packet::SEQUENCE_START);
-            out.put_slice(&config.codec.fourcc());
-            out.put_slice(record);
-            tag::trailer(out, body_len);
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.push(b);
         }
+    }
+
+    fn si24(&mut self, value: i32) {
+        self.extend(&value.to_be_bytes()[1..]);
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
-fn write_audio_config(out: &mut BytesMut, config: &AudioConfig) {
-    let len = config.specific.len().min(MAX_BODY_LEN - AAC_HEADER_LEN);
-    let body_len = AAC_HEADER_LEN + len;
-    tag::header(out, TAG_TYPE_AUDIO, body_len, 0);
-    out.put_slice(&[AAC_SOUND_BYTE, audio_packet::SEQUENCE_START]);
-    out.put_slice(&config.specific[..len]);
-    tag::trailer(out, body_len);
+/// The head of a video sequence-header tag (its payload is the decoder configuration record).
+pub(crate) fn video_config_head(config: &VideoConfig) -> TagHead {
+    let mut head = TagHead::new();
+    match config.codec {
+        VideoCodec::H264 => head.extend(&[
+            (FRAME_TYPE_KEY << 4) | VIDEO_CODEC_AVC,
+            video_packet::SEQUENCE_START,
+            0,
+            0,
+            0,
+        ]),
+        VideoCodec::H265 | VideoCodec::Av1 => {
+            head.push(VIDEO_EX_HEADER | (FRAME_TYPE_KEY << 4) | video_packet::SEQUENCE_START);
+            head.extend(&config.codec.fourcc());
+        }
+    }
+    head
 }
 
-fn write_video_frame(
-    out: &mut BytesMut,
-    config: &VideoConfig,
-    frame: &Frame,
-    timestamp: u32,
-) -> Result<(), MuxError> {
+/// The head of the AAC sequence-header tag (its payload is the AudioSpecificConfig).
+pub(crate) fn audio_config_head() -> TagHead {
+    let mut head = TagHead::new();
+    head.extend(&[AAC_SOUND_BYTE, audio_packet::SEQUENCE_START]);
+    head
+}
+
+/// The head of an AAC frame's tag.
+pub(crate) fn audio_frame_head() -> TagHead {
+    let mut head = TagHead::new();
+    head.extend(&[AAC_SOUND_BYTE, audio_packet::CODED_FRAMES]);
+    head
+}
+
+/// The head of a video frame's tag; fails if its composition time does not fit.
+pub(crate) fn video_frame_head(config: &VideoConfig, frame: &Frame) -> Result<TagHead, MuxError> {
     let frame_type = if frame.keyframe {
         FRAME_TYPE_KEY
     } else {
@@ -405,50 +435,67 @@ fn write_video_frame(
     if !(CTS_MIN..=CTS_MAX).contains(&frame.cts) {
         return Err(MuxError::CtsOutOfRange(frame.cts));
     }
+    let mut head = TagHead::new();
     match config.codec {
         VideoCodec::H264 => {
-            let body_len = AVC_HEADER_LEN + frame.data.len();
-            check_body_len(TrackKind::Video, body_len)?;
-            out.reserve(tag::total_len(body_len));
-            tag::header(out, TAG_TYPE_VIDEO, body_len, timestamp);
-            out.put_u8((frame_type << 4) | VIDEO_CODEC_AVC);
-            out.put_u8(video_packet::CODED_FRAMES);
-            tag::put_si24(out, frame.cts);
-            out.put_slice(&frame.data);
-            tag::trailer(out, body_len);
+            head.push((frame_type << 4) | VIDEO_CODEC_AVC);
+            head.push(video_packet::CODED_FRAMES);
+            head.si24(frame.cts);
         }
         VideoCodec::H265 => {
             // CodedFramesX saves the SI24 when the composition offset is 0 (as ffmpeg does).
             let with_cts = frame.cts != 0;
-            let body_len = EX_HEADER_LEN + if with_cts { 3 } else { 0 } + frame.data.len();
-            check_body_len(TrackKind::Video, body_len)?;
-            out.reserve(tag::total_len(body_len));
-            tag::header(out, TAG_TYPE_VIDEO, body_len, timestamp);
             let packet_type = if with_cts {
                 video_packet::CODED_FRAMES
             } else {
                 video_packet::CODED_FRAMES_X
             };
-            out.put_u8(VIDEO_EX_HEADER | (frame_type << 4) | packet_type);
-            out.put_slice(&config.codec.fourcc());
+            head.push(VIDEO_EX_HEADER | (frame_type << 4) | packet_type);
+            head.extend(&config.codec.fourcc());
             if with_cts {
-                tag::put_si24(out, frame.cts);
+                head.si24(frame.cts);
             }
-            out.put_slice(&frame.data);
-            tag::trailer(out, body_len);
         }
         VideoCodec::Av1 => {
             // av01 CodedFrames carries no composition time: AV1 has no reordering in FLV.
-            let body_len = EX_HEADER_LEN + frame.data.len();
-            check_body_len(TrackKind::Video, body_len)?;
-            out.reserve(tag::total_len(body_len));
-            tag::header(out, TAG_TYPE_VIDEO, body_len, timestamp);
-            out.put_u8(VIDEO_EX_HEADER | (frame_type << 4) | video_packet::CODED_FRAMES);
-            out.put_slice(&config.codec.fourcc());
-            out.put_slice(&frame.data);
-            tag::trailer(out, body_len);
+            head.push(VIDEO_EX_HEADER | (frame_type << 4) | video_packet::CODED_FRAMES);
+            head.extend(&config.codec.fourcc());
         }
     }
+    Ok(head)
+}
+
+/// Writes a whole tag: header, `head`, `payload`, trailer.
+fn write_tag(out: &mut BytesMut, tag_type: u8, timestamp: u32, head: &TagHead, payload: &[u8]) {
+    let body_len = head.len() + payload.len();
+    out.reserve(tag::total_len(body_len));
+    tag::header(out, tag_type, body_len, timestamp);
+    out.put_slice(head.as_slice());
+    out.put_slice(payload);
+    tag::trailer(out, body_len);
+}
+
+fn write_video_config(out: &mut BytesMut, config: &VideoConfig) {
+    let head = video_config_head(config);
+    let len = config.record.len().min(MAX_BODY_LEN - head.len());
+    write_tag(out, TAG_TYPE_VIDEO, 0, &head, &config.record[..len]);
+}
+
+fn write_audio_config(out: &mut BytesMut, config: &AudioConfig) {
+    let head = audio_config_head();
+    let len = config.specific.len().min(MAX_BODY_LEN - head.len());
+    write_tag(out, TAG_TYPE_AUDIO, 0, &head, &config.specific[..len]);
+}
+
+fn write_video_frame(
+    out: &mut BytesMut,
+    config: &VideoConfig,
+    frame: &Frame,
+    timestamp: u32,
+) -> Result<(), MuxError> {
+    let head = video_frame_head(config, frame)?;
+    check_body_len(TrackKind::Video, head.len() + frame.data.len())?;
+    write_tag(out, TAG_TYPE_VIDEO, timestamp, &head, &frame.data);
     Ok(())
 }
 

@@ -16,7 +16,7 @@ use tracing::{debug, info};
 
 use crate::chunk;
 use crate::error::RtmpError;
-use crate::handler::{Refusal, SessionHandler};
+use crate::handler::{PlaySource, Refusal, SessionHandler};
 use crate::handshake::Handshake;
 use crate::limits::Limits;
 use crate::logsafe::clipped;
@@ -76,6 +76,8 @@ pub struct Shared {
     pub pending_permit: Option<OwnedSemaphorePermit>,
     /// Places of publishing connections (`max_connections`): an accepted publish takes one.
     pub publishers: Option<Arc<Semaphore>>,
+    /// Places of playing connections (`max_viewers`): an accepted play takes one.
+    pub viewers: Option<Arc<Semaphore>>,
     /// Where its partial messages are counted with every other connection's.
     pub budget: Option<Arc<chunk::PartialBudget>>,
 }
@@ -104,8 +106,10 @@ where
         pending_permit: shared.pending_permit,
         publishers: shared.publishers,
         publisher_permit: None,
+        viewers: shared.viewers,
+        viewer_permit: None,
         publish_by: Instant::now() + limits.publish_deadline,
-        ever_published: false,
+        ever_started: false,
         session: Session::new(peer),
         limits,
         cancelled: Box::pin(cancel.clone().cancelled_owned()),
@@ -133,10 +137,13 @@ struct Conn<'a, S> {
     publishers: Option<Arc<Semaphore>>,
     /// This connection's publisher place, once a publish was accepted.
     publisher_permit: Option<OwnedSemaphorePermit>,
-    /// Until the first publish is accepted, the connection must get one by then.
+    viewers: Option<Arc<Semaphore>>,
+    /// This connection's viewer place, once a play was accepted.
+    viewer_permit: Option<OwnedSemaphorePermit>,
+    /// Until a publish or play is accepted, the connection must get one by then.
     publish_by: Instant,
-    /// A publish was accepted at some point (the publish deadline no longer applies).
-    ever_published: bool,
+    /// A publish or play was accepted at some point (the deadline no longer applies).
+    ever_started: bool,
     session: Session,
     limits: &'a Limits,
     cancel: CancellationToken,
@@ -153,13 +160,15 @@ struct Conn<'a, S> {
 }
 
 /// Why the read loop stopped without an error.
-enum Stop {
+enum Stop<P> {
     /// The connection is done (client closed cleanly, refusal sent).
     Closed,
     /// `cancel` fired.
     Cancelled,
     /// The handler's publish stopper fired.
     PublishStopped,
+    /// A play was accepted: the connection now sends what `P` gives.
+    Play(P),
 }
 
 /// Waits for the publish stopper, forever when there is none.
@@ -181,6 +190,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
         }
         match self.serve(handler).await {
             Ok(Stop::Closed) => Ok(()),
+            Ok(Stop::Play(source)) => self.play(source).await,
             Ok(Stop::PublishStopped) => {
                 let status = handler.stop_status();
                 info!(code = status.code, reason = %status.description, "publish stopped by the server");
@@ -225,7 +235,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
         }
     }
 
-    async fn serve<H: SessionHandler>(&mut self, handler: &mut H) -> Result<Stop, RtmpError> {
+    async fn serve<H: SessionHandler>(
+        &mut self,
+        handler: &mut H,
+    ) -> Result<Stop<H::Play>, RtmpError> {
         let idle = self.limits.idle_timeout;
         // One timer for the connection rather than one per read: it is moved to
         // `waiting_since + idle` only when it fires.
@@ -292,7 +305,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                     biased;
                     () = &mut self.cancelled => return Ok(Stop::Cancelled),
                     () = stopped(&mut self.stopper) => return Ok(Stop::PublishStopped),
-                    () = &mut publish_deadline, if !self.ever_published => {
+                    () = &mut publish_deadline, if !self.ever_started => {
                         return Err(RtmpError::PublishDeadline { after: self.limits.publish_deadline });
                     }
                     read = self.io.read_buf(&mut self.buf) => break read.map_err(|e| self.read_failed(e))?,
@@ -322,7 +335,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
     async fn dispatch<H: SessionHandler>(
         &mut self,
         handler: &mut H,
-    ) -> Result<Option<Stop>, RtmpError> {
+    ) -> Result<Option<Stop<H::Play>>, RtmpError> {
         while let Some(event) = self.session.next_event() {
             match event {
                 SessionEvent::MediaReceived(media) => {
@@ -364,13 +377,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                             // A publisher counts against max_connections only.
                             self.pending = None;
                             self.pending_permit = None;
-                            self.ever_published = true;
+                            self.ever_started = true;
                             self.stopper = handler
                                 .publish_stopper()
                                 .map(|token| Box::pin(token.cancelled_owned()));
                         }
                         Err(refusal) => {
-                            if !self.ever_published {
+                            if !self.ever_started {
                                 self.publisher_permit = None;
                             }
                             info!(
@@ -393,9 +406,120 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                         handler.on_unpublish().await;
                     }
                 }
+                SessionEvent::PlayRequested(req) => {
+                    self.flush().await?;
+                    if !self.take_viewer_place() {
+                        tracing::warn!(stream = %clipped(&req.stream_name), max = self.limits.max_viewers,
+                            "play refused: the server has max_viewers viewers");
+                        self.session.refuse_play(&Refusal::new(
+                            Refusal::PLAY_FAILED,
+                            "the server has max_viewers viewers",
+                        ));
+                        self.flush().await?;
+                        continue;
+                    }
+                    let decision = tokio::select! {
+                        biased;
+                        () = &mut self.cancelled => return Ok(Some(Stop::Cancelled)),
+                        decision = handler.on_play(&req) => decision,
+                    };
+                    match decision {
+                        Ok(source) => {
+                            info!(app = %clipped(&req.app), stream = %clipped(&req.stream_name), "play started");
+                            self.session.accept_play();
+                            // A viewer counts against max_viewers only.
+                            self.pending = None;
+                            self.pending_permit = None;
+                            self.ever_started = true;
+                            self.flush().await?;
+                            return Ok(Some(Stop::Play(source)));
+                        }
+                        Err(refusal) => {
+                            self.viewer_permit = None;
+                            info!(
+                                app = %clipped(&req.app),
+                                stream = %clipped(&req.stream_name),
+                                code = refusal.code,
+                                reason = %clipped(&refusal.description),
+                                "play refused"
+                            );
+                            self.session.refuse_play(&refusal);
+                            self.flush().await?;
+                        }
+                    }
+                }
+                // Only while playing, which `play` handles.
+                SessionEvent::PlayEnded => {}
             }
         }
         Ok(None)
+    }
+
+    /// Sends the played stream until it ends, the client stops or leaves, a write times out
+    /// (a viewer that does not read: its hub queue skipped frames meanwhile, so nobody else
+    /// waited) or `cancel` fires.
+    async fn play<P: PlaySource>(&mut self, mut source: P) -> Result<(), RtmpError> {
+        let mut tags = Vec::new();
+        loop {
+            tags.clear();
+            self.buf.reserve(READ_BUFFER_SIZE);
+            let batch = tokio::select! {
+                biased;
+                () = &mut self.cancelled => {
+                    self.session.end_play("The server is shutting down.");
+                    self.flush_best_effort().await;
+                    return Ok(());
+                }
+                read = self.io.read_buf(&mut self.buf) => {
+                    let n = read?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    self.session.bytes_received(n);
+                    while let Some(message) = self.reader.read(&mut self.buf)? {
+                        self.session.handle_message(message)?;
+                    }
+                    while let Some(event) = self.session.next_event() {
+                        if event == SessionEvent::PlayEnded {
+                            debug!("play ended by the client");
+                            return Ok(());
+                        }
+                    }
+                    self.flush().await?;
+                    continue;
+                }
+                batch = source.next_batch(&mut tags) => batch,
+            };
+            match batch {
+                Ok(()) => {
+                    for tag in &tags {
+                        self.session.write_tag(tag);
+                    }
+                    self.flush().await?;
+                }
+                Err(reason) => {
+                    info!(reason = %clipped(&reason), "played stream ended");
+                    self.session.end_play(&reason);
+                    self.flush_best_effort().await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Takes a viewer's place for the play about to be decided (none is needed without a
+    /// listener).
+    fn take_viewer_place(&mut self) -> bool {
+        let Some(viewers) = &self.viewers else {
+            return true;
+        };
+        match viewers.clone().try_acquire_owned() {
+            Ok(permit) => {
+                self.viewer_permit = Some(permit);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Takes a publisher's place for the publish about to be decided, unless the connection has

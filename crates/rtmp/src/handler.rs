@@ -25,11 +25,35 @@ pub struct PublishRequest {
 impl PublishRequest {
     /// The first value of query parameter `key`.
     pub fn query_value(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        first_value(&self.query, key)
     }
+}
+
+/// A play command, as the handler sees it before deciding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlayRequest {
+    /// The `app` of `connect`, without any `?query` (which is merged into `query`).
+    pub app: String,
+    /// The played name without its `?query`.
+    pub stream_name: String,
+    /// Query pairs of the app and the played name, percent-decoded, in order (app first).
+    pub query: Vec<(String, String)>,
+    pub tc_url: Option<String>,
+    pub peer: SocketAddr,
+}
+
+impl PlayRequest {
+    /// The first value of query parameter `key`.
+    pub fn query_value(&self, key: &str) -> Option<&str> {
+        first_value(&self.query, key)
+    }
+}
+
+fn first_value<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    query
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// A refused publish: sent to the client as an `onStatus` with level `error`, then the
@@ -51,6 +75,10 @@ impl Refusal {
     pub const REJECTED: &'static str = "NetStream.Publish.Rejected";
     /// Generic failure (server overloaded, shutting down).
     pub const FAILED: &'static str = "NetStream.Publish.Failed";
+    /// Play of a stream that is neither live nor pullable.
+    pub const PLAY_NOT_FOUND: &'static str = "NetStream.Play.StreamNotFound";
+    /// Play refused (a bad token, an unreachable origin, too many viewers).
+    pub const PLAY_FAILED: &'static str = "NetStream.Play.Failed";
 
     pub fn new(code: &'static str, description: impl Into<String>) -> Self {
         Self {
@@ -86,9 +114,42 @@ pub struct MediaMessage {
     pub body: Bytes,
 }
 
+/// What a viewer's connection sends, batch by batch.
+pub trait PlaySource: Send {
+    /// Waits for the next tags of the played stream and appends them to `out` (those already
+    /// waiting, up to a batch); `Err` with the reason to tell the player when the stream
+    /// ended.
+    fn next_batch(
+        &mut self,
+        out: &mut Vec<liverec_mux::flv::live::LiveTag>,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// A handler that serves no play.
+#[derive(Debug)]
+pub enum NoPlay {}
+
+impl PlaySource for NoPlay {
+    async fn next_batch(
+        &mut self,
+        _out: &mut Vec<liverec_mux::flv::live::LiveTag>,
+    ) -> Result<(), String> {
+        match *self {}
+    }
+}
+
 /// The decisions and data sinks of one RTMP connection. A connection calls it from its own
 /// task, one call at a time.
 pub trait SessionHandler: Send {
+    /// What an accepted play reads from ([`NoPlay`] for handlers that serve no play).
+    type Play: PlaySource;
+
+    /// Accept a play with its source, or refuse it ([`Refusal::PLAY_NOT_FOUND`],
+    /// [`Refusal::PLAY_FAILED`]).
+    fn on_play(
+        &mut self,
+        req: &PlayRequest,
+    ) -> impl Future<Output = Result<Self::Play, Refusal>> + Send;
     /// Accept or refuse a publish. The session reads nothing while this runs.
     fn on_publish(
         &mut self,

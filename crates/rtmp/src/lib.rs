@@ -1,4 +1,4 @@
-//! RTMP and Enhanced RTMP publish ingest for liverec.
+//! RTMP and Enhanced RTMP for liverec: publish ingest and play.
 //!
 //! | spec | version | used for |
 //! |---|---|---|
@@ -23,6 +23,10 @@
 //!
 //! struct Hub;
 //! impl SessionHandler for Hub {
+//!     type Play = liverec_rtmp::NoPlay;
+//!     async fn on_play(&mut self, _req: &liverec_rtmp::PlayRequest) -> Result<Self::Play, Refusal> {
+//!         Err(Refusal::new(Refusal::PLAY_NOT_FOUND, "nothing to play"))
+//!     }
 //!     async fn on_publish(&mut self, req: &PublishRequest) -> Result<(), Refusal> {
 //!         if req.stream_name == "taken" {
 //!             return Err(Refusal::bad_name("already publishing"));
@@ -57,10 +61,13 @@ pub mod session;
 
 pub use conn::{Shared, serve_connection, serve_connection_with};
 pub use error::RtmpError;
-pub use handler::{MediaKind, MediaMessage, PublishRequest, Refusal, SessionHandler};
+pub use handler::{
+    MediaKind, MediaMessage, NoPlay, PlayRequest, PlaySource, PublishRequest, Refusal,
+    SessionHandler,
+};
 pub use limits::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_PENDING_CONNECTIONS, DEFAULT_MAX_PENDING_PER_IP, DEFAULT_PUBLISH_DEADLINE,
-    DEFAULT_WRITE_TIMEOUT, Limits,
+    DEFAULT_MAX_PENDING_CONNECTIONS, DEFAULT_MAX_PENDING_PER_IP, DEFAULT_MAX_VIEWERS,
+    DEFAULT_PUBLISH_DEADLINE, DEFAULT_WRITE_TIMEOUT, Limits,
 };
 pub use listener::{PendingSlot, serve, serve_on};

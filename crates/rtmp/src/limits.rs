@@ -5,13 +5,16 @@ use std::time::Duration;
 /// Publishing connections at once (`max_publishers`). Every limit here is a field of
 /// [`Limits`], set from `[ingest]` settings (docs/SECURITY.md lists them).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
+/// Playing connections at once (`max_viewers`); a play beyond is refused.
+pub const DEFAULT_MAX_VIEWERS: usize = 2000;
 /// Time a client gets for the whole handshake (a client that stalls in it is dropped).
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Silence after which a connected client is considered gone.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a client gets to take a write of ours (replies are small; a stuck one is dead).
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time a client gets from connecting to an accepted `publish` (the handshake included).
+/// Time a client gets from connecting to an accepted `publish` or `play` (the handshake
+/// included).
 pub const DEFAULT_PUBLISH_DEADLINE: Duration = Duration::from_secs(10);
 /// Connections that have not published yet, from all addresses; more wait in the listen
 /// backlog. Publishers do not count, so a flood of idle connections never keeps a publisher out
@@ -28,6 +31,8 @@ pub const DEFAULT_MERGE_READS: Duration = Duration::ZERO;
 pub struct Limits {
     /// Publishing connections at once (`max_publishers`); a publish beyond is refused.
     pub max_connections: usize,
+    /// Playing connections at once (`max_viewers`); a play beyond is refused.
+    pub max_viewers: usize,
     /// Connections that have not published yet, all addresses together.
     pub max_pending_connections: usize,
     pub handshake_timeout: Duration,
@@ -49,6 +54,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_viewers: DEFAULT_MAX_VIEWERS,
             max_pending_connections: DEFAULT_MAX_PENDING_CONNECTIONS,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,

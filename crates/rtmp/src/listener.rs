@@ -116,6 +116,7 @@ pub async fn serve_on<F, H>(
     // for a publisher's place (conn.rs), so idle connections never take a publisher's.
     let permits = Arc::new(Semaphore::new(limits.max_pending_connections.max(1)));
     let publishers = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let viewers = Arc::new(Semaphore::new(limits.max_viewers.max(1)));
     let pending = Arc::new(PendingTable::new(limits.max_pending_per_ip));
     let budget = Arc::new(PartialBudget::new(limits.partial_budget_bytes));
     let mut refused_since_log = 0u64;
@@ -166,6 +167,7 @@ pub async fn serve_on<F, H>(
             pending: Some(slot),
             pending_permit: Some(permit),
             publishers: Some(publishers.clone()),
+            viewers: Some(viewers.clone()),
             budget: Some(budget.clone()),
         };
         // Small replies (statuses, acks) should not wait for Nagle.

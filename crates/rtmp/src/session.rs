@@ -1,9 +1,14 @@
-//! The publish session (sans-IO): messages in, events and reply bytes out.
+//! The RTMP session (sans-IO): messages in, events and reply bytes out.
 //!
-//! Follows the command flow of ffmpeg, OBS (librtmp) and GStreamer: `connect` →
+//! Publishing follows the command flow of ffmpeg, OBS (librtmp) and GStreamer: `connect` →
 //! `releaseStream` / `FCPublish` / `createStream` → `publish` → `@setDataFrame` and media →
 //! `FCUnpublish` / `deleteStream`. A publish is only a request until the caller answers it with
 //! [`Session::accept_publish`] or [`Session::refuse_publish`].
+//!
+//! Playing: `connect` → `createStream` → `play` (ffmpeg, ffplay, VLC and players built on
+//! librtmp); the caller answers with [`Session::accept_play`] or [`Session::refuse_play`], then
+//! sends the stream's tags through [`Session::write_tag`] until [`Session::end_play`] or the
+//! client's `deleteStream` / `closeStream`.
 
 mod command;
 mod error;
@@ -24,7 +29,7 @@ pub use query::{MAX_QUERY_PAIRS, percent_decode, split_name};
 use crate::amf0::{self, Value};
 use crate::chunk::Writer;
 use crate::control::{self, BandwidthLimit, event};
-use crate::handler::{MediaKind, MediaMessage, PublishRequest, Refusal};
+use crate::handler::{MediaKind, MediaMessage, PlayRequest, PublishRequest, Refusal};
 use crate::message::{Message, type_id};
 
 /// Window Acknowledgement Size and peer bandwidth the server announces (what nginx-rtmp and
@@ -64,7 +69,16 @@ pub enum SessionEvent {
     MediaReceived(MediaMessage),
     /// The client unpublished (FCUnpublish, deleteStream, closeStream).
     PublishEnded,
+    /// A valid play arrived; answer with `accept_play` or `refuse_play`.
+    PlayRequested(PlayRequest),
+    /// The client stopped playing (deleteStream, closeStream).
+    PlayEnded,
 }
+
+/// Chunk streams of what a player receives, as nginx-rtmp and SRS number them.
+const PLAY_AUDIO_CSID: u32 = 6;
+const PLAY_VIDEO_CSID: u32 = 7;
+const PLAY_DATA_CSID: u32 = 5;
 
 #[derive(Debug)]
 struct Connection {
@@ -84,6 +98,14 @@ enum State {
         stream_name: String,
     },
     Publishing {
+        stream_id: u32,
+    },
+    /// `PlayRequested` is out; nothing else is read until it is answered.
+    PlayPending {
+        stream_id: u32,
+        stream_name: String,
+    },
+    Playing {
         stream_id: u32,
     },
     /// A refusal was sent; the caller flushes the output and closes.
@@ -135,6 +157,130 @@ impl Session {
     /// A publish is accepted (its `on_publish` said yes and `PublishEnded` has not come yet).
     pub fn is_publishing(&self) -> bool {
         matches!(self.state, State::Publishing { .. })
+    }
+
+    /// A play is accepted and not ended.
+    pub fn is_playing(&self) -> bool {
+        matches!(self.state, State::Playing { .. })
+    }
+
+    /// Answers the pending play with `NetStream.Play.Reset` and `NetStream.Play.Start`, as
+    /// FMS-compatible servers do; the stream's tags may follow.
+    pub fn accept_play(&mut self) {
+        let State::PlayPending {
+            stream_id,
+            stream_name,
+        } = std::mem::replace(&mut self.state, State::Connected)
+        else {
+            debug!("accept_play without a pending play");
+            return;
+        };
+        control::write_user_control(
+            &mut self.writer,
+            event::STREAM_BEGIN,
+            stream_id,
+            &mut self.out,
+        );
+        for (code, description) in [
+            (
+                "NetStream.Play.Reset",
+                format!("Playing and resetting {stream_name}."),
+            ),
+            (
+                "NetStream.Play.Start",
+                format!("Started playing {stream_name}."),
+            ),
+        ] {
+            let mut info = status_object("status", code, &description);
+            if let Value::Object(props) = &mut info {
+                props.push(("details".into(), Value::String(stream_name.clone())));
+            }
+            write_on_status(
+                &mut self.writer,
+                stream_id,
+                info,
+                &mut self.scratch,
+                &mut self.out,
+            );
+        }
+        // Lets Flash-era players read the media (what nginx-rtmp and SRS send).
+        let access = [
+            Value::String("|RtmpSampleAccess".into()),
+            Value::Boolean(true),
+            Value::Boolean(true),
+        ];
+        self.scratch.clear();
+        amf0::encode_all(&access, &mut self.scratch);
+        self.writer.write(
+            PLAY_DATA_CSID,
+            0,
+            type_id::DATA_AMF0,
+            stream_id,
+            &self.scratch,
+            &mut self.out,
+        );
+        self.state = State::Playing { stream_id };
+    }
+
+    /// Answers the pending play with an error status (`NetStream.Play.StreamNotFound`,
+    /// `NetStream.Play.Failed`); the session is closed after it.
+    pub fn refuse_play(&mut self, refusal: &Refusal) {
+        let stream_id = match &self.state {
+            State::PlayPending { stream_id, .. } | State::Playing { stream_id } => *stream_id,
+            _ => 0,
+        };
+        self.send_error_status(stream_id, refusal.code, &refusal.description);
+        self.state = State::Closed;
+    }
+
+    /// Sends one tag of the played stream.
+    pub fn write_tag(&mut self, tag: &liverec_mux::flv::live::LiveTag) {
+        let State::Playing { stream_id } = self.state else {
+            return;
+        };
+        let csid = match tag.tag_type {
+            type_id::AUDIO => PLAY_AUDIO_CSID,
+            type_id::VIDEO => PLAY_VIDEO_CSID,
+            _ => PLAY_DATA_CSID,
+        };
+        let type_id = match tag.tag_type {
+            type_id::AUDIO | type_id::VIDEO => tag.tag_type,
+            _ => type_id::DATA_AMF0,
+        };
+        self.writer.write_parts(
+            csid,
+            tag.timestamp,
+            type_id,
+            stream_id,
+            tag.head.as_slice(),
+            &tag.payload,
+            &mut self.out,
+        );
+    }
+
+    /// The played stream ended (its publisher left): `StreamEOF` and
+    /// `NetStream.Play.UnpublishNotify`, `NetStream.Play.Stop`; the session is closed after it.
+    pub fn end_play(&mut self, description: &str) {
+        let State::Playing { stream_id } = self.state else {
+            return;
+        };
+        control::write_user_control(
+            &mut self.writer,
+            event::STREAM_EOF,
+            stream_id,
+            &mut self.out,
+        );
+        for code in ["NetStream.Play.UnpublishNotify", "NetStream.Play.Stop"] {
+            let info = status_object("status", code, description);
+            write_on_status(
+                &mut self.writer,
+                stream_id,
+                info,
+                &mut self.scratch,
+                &mut self.out,
+            );
+        }
+        self.state = State::Closed;
     }
 
     /// The session refused a publish and wants the connection closed once output is sent.
@@ -338,17 +484,17 @@ impl Session {
                 if self.is_publishing() {
                     self.state = State::Connected;
                     self.events.push_back(SessionEvent::PublishEnded);
+                } else if self.is_playing() && cmd.name != "FCUnpublish" {
+                    self.state = State::Connected;
+                    self.events.push_back(SessionEvent::PlayEnded);
                 }
                 Ok(())
             }
-            "play" | "play2" => {
-                let stream_name = cmd.first_string_arg().unwrap_or_default().to_owned();
-                self.send_error_status(
-                    stream_id,
-                    "NetStream.Play.Failed",
-                    "liverec does not serve play",
-                );
-                Err(SessionError::PlayNotSupported { stream_name })
+            "play" => self.play(&cmd, stream_id),
+            // Asked by some players before `play`; nothing to subscribe to beforehand.
+            "FCSubscribe" | "getStreamLength" => {
+                self.result(&cmd, Value::Undefined);
+                Ok(())
             }
             name => {
                 debug!(command = name, "ignoring unknown command");
@@ -500,6 +646,42 @@ impl Session {
         };
         self.events.push_back(SessionEvent::PublishRequested(req));
         self.state = State::PublishPending {
+            stream_id,
+            stream_name,
+        };
+        Ok(())
+    }
+
+    fn play(&mut self, cmd: &Command, stream_id: u32) -> Result<(), SessionError> {
+        if self.state != State::Connected {
+            return Err(SessionError::AlreadyPublishing);
+        }
+        let Some(conn) = &self.connection else {
+            return Err(SessionError::NotConnected {
+                command: cmd.name.clone(),
+            });
+        };
+        let mut query = conn.app_query.clone();
+        let stream_name =
+            split_name(cmd.first_string_arg().unwrap_or_default(), &mut query).to_owned();
+        if !valid_name(&conn.app) || !valid_name(&stream_name) {
+            self.send_error_status(
+                stream_id,
+                Refusal::PLAY_NOT_FOUND,
+                "empty app or stream name, or control characters in it",
+            );
+            self.state = State::Closed;
+            return Ok(());
+        }
+        let req = PlayRequest {
+            app: conn.app.clone(),
+            stream_name: stream_name.clone(),
+            query,
+            tc_url: conn.tc_url.clone(),
+            peer: self.peer,
+        };
+        self.events.push_back(SessionEvent::PlayRequested(req));
+        self.state = State::PlayPending {
             stream_id,
             stream_name,
         };
@@ -891,23 +1073,123 @@ mod tests {
         assert_eq!(session.next_event(), None);
     }
 
+    /// connect + createStream + play, as ffmpeg sends them.
+    fn play_requested(name: &str) -> (Session, Reader, PlayRequest) {
+        let mut session = Session::new(peer());
+        let mut reader = Reader::new();
+        session.handle_message(connect_command(vec![])).unwrap();
+        session
+            .handle_message(command(0, &[s("createStream"), n(2.0), Value::Null]))
+            .unwrap();
+        session
+            .handle_message(command(
+                1,
+                &[s("play"), n(0.0), Value::Null, s(name), n(-2000.0)],
+            ))
+            .unwrap();
+        let Some(SessionEvent::PlayRequested(req)) = session.next_event() else {
+            panic!("no play request");
+        };
+        sent(&mut session, &mut reader);
+        (session, reader, req)
+    }
+
     #[test]
-    fn play_is_refused_with_an_error() {
+    fn a_play_is_a_request_until_answered() {
+        let (mut session, mut reader, req) = play_requested("s1?auth_key=k");
+        assert_eq!(req.app, "live");
+        assert_eq!(req.stream_name, "s1");
+        assert_eq!(req.query_value("token"), Some("x"));
+        assert_eq!(req.query_value("auth_key"), Some("k"));
+        assert!(!session.is_playing());
+        session.accept_play();
+        assert!(session.is_playing());
+        let msgs = sent(&mut session, &mut reader);
+        let codes: Vec<_> = commands(&msgs)
+            .iter()
+            .filter_map(|c| code(c).map(str::to_owned))
+            .collect();
+        assert_eq!(codes, vec!["NetStream.Play.Reset", "NetStream.Play.Start"]);
+        assert!(
+            msgs.iter().any(|m| m.type_id == type_id::DATA_AMF0),
+            "|RtmpSampleAccess"
+        );
+
+        // Tags go out as media messages on the play stream.
+        let tag = liverec_mux::flv::live::LiveTag {
+            tag_type: type_id::VIDEO,
+            timestamp: 40,
+            head: liverec_mux::flv::TagHead::default(),
+            payload: Bytes::from_static(&[0x17, 1, 0, 0, 0, 9]),
+        };
+        session.write_tag(&tag);
+        let msgs = sent(&mut session, &mut reader);
+        assert_eq!(msgs.len(), 1);
+        assert_eq!(
+            (msgs[0].type_id, msgs[0].timestamp, msgs[0].stream_id),
+            (type_id::VIDEO, 40, 1)
+        );
+        assert_eq!(&msgs[0].payload[..], &[0x17, 1, 0, 0, 0, 9]);
+
+        // The client stops.
+        session
+            .handle_message(command(
+                0,
+                &[s("deleteStream"), n(0.0), Value::Null, n(1.0)],
+            ))
+            .unwrap();
+        assert_eq!(session.next_event(), Some(SessionEvent::PlayEnded));
+        assert!(!session.is_playing());
+    }
+
+    #[test]
+    fn a_refused_play_and_an_ended_stream_tell_the_player() {
+        let (mut session, mut reader, _) = play_requested("gone");
+        session.refuse_play(&Refusal::new(Refusal::PLAY_NOT_FOUND, "no such stream"));
+        assert!(session.is_closed());
+        let msgs = sent(&mut session, &mut reader);
+        assert_eq!(
+            code(&commands(&msgs)[0]),
+            Some("NetStream.Play.StreamNotFound")
+        );
+
+        let (mut session, mut reader, _) = play_requested("s");
+        session.accept_play();
+        sent(&mut session, &mut reader);
+        session.end_play("the publisher left");
+        assert!(session.is_closed());
+        let msgs = sent(&mut session, &mut reader);
+        let codes: Vec<_> = commands(&msgs)
+            .iter()
+            .filter_map(|c| code(c).map(str::to_owned))
+            .collect();
+        assert_eq!(
+            codes,
+            vec!["NetStream.Play.UnpublishNotify", "NetStream.Play.Stop"]
+        );
+    }
+
+    #[test]
+    fn a_play_of_a_bad_name_is_refused_and_a_second_play_is_an_error() {
         let mut session = Session::new(peer());
         let mut reader = Reader::new();
         session.handle_message(connect_command(vec![])).unwrap();
         sent(&mut session, &mut reader);
-        let err = session
-            .handle_message(command(1, &[s("play"), n(0.0), Value::Null, s("s1")]))
-            .unwrap_err();
-        assert_eq!(
-            err,
-            SessionError::PlayNotSupported {
-                stream_name: "s1".into()
-            }
-        );
+        session
+            .handle_message(command(1, &[s("play"), n(0.0), Value::Null, s("")]))
+            .unwrap();
+        assert!(session.is_closed());
         let msgs = sent(&mut session, &mut reader);
-        assert_eq!(code(&commands(&msgs)[0]), Some("NetStream.Play.Failed"));
+        assert_eq!(
+            code(&commands(&msgs)[0]),
+            Some("NetStream.Play.StreamNotFound")
+        );
+
+        let (mut session, _, _) = play_requested("s");
+        assert_eq!(
+            session.handle_message(command(1, &[s("play"), n(0.0), Value::Null, s("t")])),
+            Err(SessionError::AlreadyPublishing)
+        );
     }
 
     #[test]
@@ -933,7 +1215,7 @@ mod tests {
         session.handle_message(connect_command(vec![])).unwrap();
         sent(&mut session, &mut reader);
         session
-            .handle_message(command(0, &[s("getStreamLength"), n(9.0), Value::Null]))
+            .handle_message(command(0, &[s("getBandwidthTest"), n(9.0), Value::Null]))
             .unwrap();
         session
             .handle_message(command(0, &[s("someNotify"), n(0.0), Value::Null]))

@@ -134,6 +134,7 @@ pub async fn start_with(settings: ApiSettings) -> TestApi {
         .unwrap(),
         index_waiting: Default::default(),
         http: Default::default(),
+        viewers: Arc::new(LiveOnDefaultDomain(hub.clone())),
     });
     TestApi {
         router: liverec_api::router(state),
@@ -532,4 +533,34 @@ pub async fn send(router: &Router, request: Request<Body>) -> Reply {
 /// Signs (v1, query) and sends one call.
 pub async fn call(api: &TestApi, action: &str, params: &[(&str, &str)]) -> Reply {
     send(&api.router, V1::new(action, params).request()).await
+}
+
+/// Viewers of any live stream (of `?vhost=`, else live.example.com), unsigned (the server's own policy is
+/// tested with the binary).
+struct LiveOnDefaultDomain(liverec_hub::Hub);
+
+impl liverec_play::Viewers for LiveOnDefaultDomain {
+    fn open<'a>(
+        &'a self,
+        req: &'a liverec_play::PlayRequest,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<liverec_play::Viewer, liverec_play::PlayError>>
+                + Send
+                + 'a,
+        >,
+    > {
+        Box::pin(async move {
+            let key = liverec_hub::StreamKey {
+                domain: req
+                    .vhost
+                    .clone()
+                    .unwrap_or_else(|| "live.example.com".to_owned()),
+                app: req.app.clone(),
+                stream: req.stream.clone(),
+            };
+            liverec_play::Viewer::subscribe(&self.0, &key)
+                .ok_or_else(|| liverec_play::PlayError::NotFound(format!("{key} is not live")))
+        })
+    }
 }

@@ -29,12 +29,6 @@ pub fn total_len(body_len: usize) -> usize {
     HEADER_LEN + body_len + TRAILER_LEN
 }
 
-/// Writes a signed 24-bit value (composition time offset), already range-checked.
-pub fn put_si24(out: &mut BytesMut, value: i32) {
-    let b = value.to_be_bytes();
-    out.put_slice(&b[1..]);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,9 +48,9 @@ mod tests {
 
     #[test]
     fn si24_keeps_the_sign() {
-        let mut out = BytesMut::new();
-        put_si24(&mut out, -40);
-        put_si24(&mut out, 80);
-        assert_eq!(&out[..], &[0xff, 0xff, 0xd8, 0, 0, 80]);
+        let mut head = super::super::TagHead::new();
+        head.si24(-40);
+        head.si24(80);
+        assert_eq!(head.as_slice(), &[0xff, 0xff, 0xd8, 0, 0, 80]);
     }
 }

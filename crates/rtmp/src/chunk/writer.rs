@@ -1,6 +1,6 @@
 //! Chunk stream writer: messages in, chunks appended to a `BytesMut` (sans-IO).
 
-use bytes::{BufMut, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 
 use super::{DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP, MAX_CHUNK_SIZE, MAX_CSID};
 use crate::message::type_id;
@@ -70,9 +70,28 @@ impl Writer {
         payload: &[u8],
         out: &mut BytesMut,
     ) {
+        self.write_parts(csid, timestamp, type_id, stream_id, &[], payload, out);
+    }
+
+    /// [`Writer::write`] of the message `head` followed by `payload`, without joining them
+    /// first (a tag's few head bytes and a frame's shared payload).
+    #[allow(clippy::too_many_arguments)]
+    pub fn write_parts(
+        &mut self,
+        csid: u32,
+        timestamp: u32,
+        type_id: u8,
+        stream_id: u32,
+        head: &[u8],
+        payload: &[u8],
+        out: &mut BytesMut,
+    ) {
         let csid = csid.clamp(2, MAX_CSID);
-        let payload = payload.get(..0x00FF_FFFF).unwrap_or(payload);
-        let length = payload.len() as u32;
+        const MAX_LEN: usize = 0x00FF_FFFF;
+        let head = head.get(..MAX_LEN).unwrap_or(head);
+        let payload = payload.get(..MAX_LEN - head.len()).unwrap_or(payload);
+        let total = head.len() + payload.len();
+        let length = total as u32;
         let existing = self.streams.iter().position(|s| s.csid == csid);
         let index = existing.unwrap_or_else(|| {
             self.streams.push(ChunkStream {
@@ -110,8 +129,8 @@ impl Writer {
         state.stream_id = stream_id;
         let extended = ts_field >= EXTENDED_TIMESTAMP;
 
-        let chunks = payload.len().div_ceil(self.chunk_size as usize).max(1);
-        out.reserve(payload.len() + 18 + (chunks - 1) * 8);
+        let chunks = total.div_ceil(self.chunk_size as usize).max(1);
+        out.reserve(total + 18 + (chunks - 1) * 8);
         put_basic_header(fmt, csid, out);
         let field = if extended {
             EXTENDED_TIMESTAMP
@@ -131,14 +150,17 @@ impl Writer {
         if extended {
             out.put_u32(ts_field);
         }
-        for (i, chunk) in payload.chunks(self.chunk_size as usize).enumerate() {
-            if i > 0 {
+        let mut body = head.chain(payload);
+        let mut first = true;
+        while first || body.has_remaining() {
+            if !first {
                 put_basic_header(3, csid, out);
                 if extended && self.repeat_extended {
                     out.put_u32(ts_field);
                 }
             }
-            out.put_slice(chunk);
+            first = false;
+            out.put((&mut body).take(self.chunk_size as usize));
         }
     }
 }
@@ -168,6 +190,35 @@ fn put_u24(value: u32, out: &mut BytesMut) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_in_two_parts_is_chunked_as_one() {
+        let head = [9u8, 1, 2];
+        let payload: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
+        let joined: Vec<u8> = head.iter().chain(&payload).copied().collect();
+        for chunk_size in [1, 2, 3, 4, 128, 303, 4096] {
+            let (mut a, mut b) = (Writer::new(), Writer::new());
+            let (mut out_a, mut out_b) = (BytesMut::new(), BytesMut::new());
+            a.write_set_chunk_size(chunk_size, &mut out_a);
+            b.write_set_chunk_size(chunk_size, &mut out_b);
+            a.write(6, 70_000_000, type_id::VIDEO, 1, &joined, &mut out_a);
+            b.write_parts(
+                6,
+                70_000_000,
+                type_id::VIDEO,
+                1,
+                &head,
+                &payload,
+                &mut out_b,
+            );
+            assert_eq!(out_a, out_b, "chunk size {chunk_size}");
+        }
+        let (mut a, mut b) = (Writer::new(), Writer::new());
+        let (mut out_a, mut out_b) = (BytesMut::new(), BytesMut::new());
+        a.write(6, 0, type_id::VIDEO, 1, &[], &mut out_a);
+        b.write_parts(6, 0, type_id::VIDEO, 1, &[], &[], &mut out_b);
+        assert_eq!(out_a, out_b, "an empty message is one chunk header");
+    }
 
     #[test]
     fn first_message_uses_format_0_then_compresses() {

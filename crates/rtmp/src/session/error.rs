@@ -1,4 +1,4 @@
-//! Errors of the publish session (command flow).
+//! Errors of the RTMP session (command flow).
 
 use crate::amf0::Amf0Error;
 
@@ -12,8 +12,6 @@ pub enum SessionError {
     NotConnected { command: String },
     #[error("connect received twice")]
     AlreadyConnected,
-    #[error("publish received while a publish is already active")]
+    #[error("publish or play received while one is already active")]
     AlreadyPublishing,
-    #[error("play is not supported (stream {stream_name:?}); liverec only ingests")]
-    PlayNotSupported { stream_name: String },
 }

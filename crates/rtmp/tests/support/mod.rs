@@ -61,6 +61,15 @@ pub struct RecordingHandler {
 }
 
 impl SessionHandler for RecordingHandler {
+    type Play = liverec_rtmp::NoPlay;
+
+    async fn on_play(&mut self, _req: &liverec_rtmp::PlayRequest) -> Result<Self::Play, Refusal> {
+        Err(Refusal::new(
+            Refusal::PLAY_NOT_FOUND,
+            "this test server serves no play",
+        ))
+    }
+
     async fn on_publish(&mut self, req: &PublishRequest) -> Result<(), Refusal> {
         let _ = self.events.send(Event::Published {
             peer: self.peer,

@@ -1,0 +1,83 @@
+//! Who may play what: the server's [`Viewers`], shared by RTMP play and HTTP-FLV.
+//!
+//! The domain is decided as for a publish (DESIGN.md "Domains"); a domain with `aliauth` needs
+//! a signed `auth_key` whose hashed path is the URL path (docs/API.md "Pulled streams": play
+//! URLs); then the viewer subscribes to the live stream.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use liverec_api::ingest_auth;
+use liverec_hub::{Hub, StreamKey, validate_domain, validate_name};
+use liverec_play::{PlayError, PlayRequest, Viewer, Viewers};
+
+use crate::ingest::{DomainPolicy, PublishAuth};
+
+pub struct PlayGate {
+    hub: Hub,
+    domains: Arc<DomainPolicy>,
+    auth: Arc<PublishAuth>,
+}
+
+impl PlayGate {
+    pub fn new(hub: Hub, domains: Arc<DomainPolicy>, auth: Arc<PublishAuth>) -> Self {
+        Self { hub, domains, auth }
+    }
+
+    async fn open_viewer(&self, req: &PlayRequest) -> Result<Viewer, PlayError> {
+        let domain = self
+            .domains
+            .decide(
+                &self.auth.catalog,
+                req.vhost.as_deref(),
+                req.host.as_deref(),
+            )
+            .await;
+        let not_found = |e: liverec_hub::NameError| PlayError::NotFound(e.to_string());
+        validate_domain(&domain).map_err(not_found)?;
+        if self.domains.strict && !self.domains.is_declared(&domain) {
+            return Err(PlayError::Forbidden(format!(
+                "domain {domain} is not declared"
+            )));
+        }
+        validate_name("app name", &req.app).map_err(not_found)?;
+        validate_name("stream name", &req.stream).map_err(not_found)?;
+        let key = StreamKey {
+            domain,
+            app: req.app.clone(),
+            stream: req.stream.clone(),
+        };
+        match self.auth.keys(&key.domain).await {
+            Ok(None) => {}
+            Ok(Some(keys)) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                if let Err(refusal) = ingest_auth::check(
+                    &req.app,
+                    &req.signed_name,
+                    req.auth_key.as_deref(),
+                    &keys,
+                    now,
+                ) {
+                    tracing::warn!(stream = %key, peer = ?req.peer, reason = %refusal,
+                        "play refused: URL signing");
+                    return Err(PlayError::Forbidden(refusal.to_string()));
+                }
+            }
+            Err(reason) => return Err(PlayError::Unavailable(reason)),
+        }
+        Viewer::subscribe(&self.hub, &key)
+            .ok_or_else(|| PlayError::NotFound(format!("stream {key} is not live")))
+    }
+}
+
+impl Viewers for PlayGate {
+    fn open<'a>(
+        &'a self,
+        req: &'a PlayRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<Viewer, PlayError>> + Send + 'a>> {
+        Box::pin(self.open_viewer(req))
+    }
+}
