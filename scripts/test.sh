@@ -26,6 +26,12 @@ if ! command -v gst-launch-1.0 >/dev/null || ! gst-inspect-1.0 rtmp2sink >/dev/n
     gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
 fi
 
+# A foreign RTMP origin for the pull tests (crates/liverec/tests/pull.rs): Debian's nginx with
+# libnginx-mod-rtmp, started by the tests themselves on a free port (tests/nginx-origin.conf.in).
+if ! command -v nginx >/dev/null || [ ! -f /usr/lib/nginx/modules/ngx_rtmp_module.so ]; then
+  apt_install nginx libnginx-mod-rtmp
+fi
+
 # Browser peer (crates/liverec/tests/support/browser.rs, tests/browser): Debian's chromium,
 # driven by playwright-core on the machine's Node.js; never a browser download through npm.
 if [ ! -x /usr/bin/chromium ]; then

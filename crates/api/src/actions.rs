@@ -5,6 +5,7 @@
 
 mod common;
 pub mod domain_config;
+mod pull;
 mod realtime_command;
 mod record_config;
 mod record_index;
@@ -77,6 +78,9 @@ actions! {
     ForbidLiveStream => stream_control,
     ResumeLiveStream => stream_control,
     DescribeLiveStreamsBlockList => stream_control,
+    SetLiveLazyPullStreamInfoConfig => pull,
+    DescribeLiveLazyPullStreamConfig => pull,
+    DeleteLiveLazyPullStreamInfoConfig => pull,
     DescribeLiveStreamRecordIndexFiles => record_index,
     DescribeLiveStreamRecordIndexFile => record_index,
     DescribeLiveStreamRecordContent => record_index,

@@ -37,6 +37,7 @@ mod nonces;
 mod notify_configs;
 mod notify_events;
 mod notify_records;
+mod pull_configs;
 mod record_configs;
 mod recordings;
 mod secrets;
@@ -52,6 +53,7 @@ pub use notify_events::{
     STATUS_FAILED, STATUS_PENDING, STATUS_SUCCESS,
 };
 pub use notify_records::{NotifyOutcome, NotifyRecordQuery, NotifyRecordRow, NotifyStatus};
+pub use pull_configs::{ALL_APPS, LazyPullConfig};
 pub use stream_control::{ForbidOutcome, ForbiddenStream, PublishOrder, PublishQuery, PublishRow};
 
 /// An API access key. HMAC signatures need the plaintext secret, so it is stored as given

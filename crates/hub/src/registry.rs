@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use liverec_media::flv::{AudioTag, FlvError, VideoTag, parse_audio_tag, parse_video_tag};
 use liverec_media::timestamp::Normalizer;
 use liverec_media::{CodecConfig, Frame, TrackKind, Tracks};
 use tokio::sync::{mpsc, oneshot};
@@ -410,6 +411,46 @@ impl Publisher {
             sub.deliver(seq, &frame, starts_gop, arrived).await;
         }
         true
+    }
+
+    /// Hands on one FLV audio or video tag body (legacy or Enhanced RTMP), as an RTMP
+    /// publish or a pull receives them: a sequence header sets the track's configuration, a
+    /// coded frame is pushed, anything else is ignored. `Err` for a body that does not parse
+    /// (an unsupported codec, a malformed header): the caller decides how loudly to say so.
+    pub async fn push_tag(
+        &mut self,
+        track: TrackKind,
+        raw_timestamp: u32,
+        body: &Bytes,
+    ) -> Result<(), FlvError> {
+        match track {
+            TrackKind::Video => match parse_video_tag(body)? {
+                VideoTag::SequenceHeader(config) => {
+                    self.set_config(CodecConfig::Video(Arc::new(config)));
+                }
+                VideoTag::Frame {
+                    keyframe,
+                    cts,
+                    data,
+                    ..
+                } => {
+                    self.push(TrackKind::Video, raw_timestamp, cts, keyframe, data)
+                        .await;
+                }
+                VideoTag::EndOfSequence { .. } | VideoTag::Ignored(_) => {}
+            },
+            TrackKind::Audio => match parse_audio_tag(body)? {
+                AudioTag::SequenceHeader(config) => {
+                    self.set_config(CodecConfig::Audio(Arc::new(config)));
+                }
+                AudioTag::Frame { data, .. } => {
+                    self.push(TrackKind::Audio, raw_timestamp, 0, true, data)
+                        .await;
+                }
+                AudioTag::EndOfSequence { .. } | AudioTag::Ignored(_) => {}
+            },
+        }
+        Ok(())
     }
 
     /// Timestamp discontinuities bridged so far in this session.

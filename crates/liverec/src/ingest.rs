@@ -8,8 +8,8 @@ use liverec_api::actions::domain_config::{ALIAUTH, auth_keys, stored_args};
 use liverec_api::ingest_auth::{self, AuthKeys};
 use liverec_catalog::{Catalog, unix_ms};
 use liverec_hub::{Hub, HubError, Publisher, StreamKey, validate_domain, validate_name};
-use liverec_media::flv::{AudioTag, FlvError, VideoTag, parse_audio_tag, parse_video_tag};
-use liverec_media::{CodecConfig, TrackKind};
+use liverec_media::TrackKind;
+use liverec_media::flv::FlvError;
 use liverec_play::{PlayError, Viewers};
 use liverec_rtmp::{
     MediaKind, MediaMessage, PlayRequest, PlaySource, PublishRequest, Refusal, SessionHandler,
@@ -369,35 +369,16 @@ impl SessionHandler for Ingest {
             return;
         };
         match msg.kind {
-            MediaKind::Video => match parse_video_tag(&msg.body) {
-                Ok(VideoTag::SequenceHeader(config)) => {
-                    publisher.set_config(CodecConfig::Video(Arc::new(config)))
+            MediaKind::Video | MediaKind::Audio => {
+                let track = if msg.kind == MediaKind::Video {
+                    TrackKind::Video
+                } else {
+                    TrackKind::Audio
+                };
+                if let Err(err) = publisher.push_tag(track, msg.timestamp, &msg.body).await {
+                    self.on_tag_error(track, err);
                 }
-                Ok(VideoTag::Frame {
-                    keyframe,
-                    cts,
-                    data,
-                    ..
-                }) => {
-                    publisher
-                        .push(TrackKind::Video, msg.timestamp, cts, keyframe, data)
-                        .await;
-                }
-                Ok(VideoTag::EndOfSequence { .. } | VideoTag::Ignored(_)) => {}
-                Err(err) => self.on_tag_error(TrackKind::Video, err),
-            },
-            MediaKind::Audio => match parse_audio_tag(&msg.body) {
-                Ok(AudioTag::SequenceHeader(config)) => {
-                    publisher.set_config(CodecConfig::Audio(Arc::new(config)))
-                }
-                Ok(AudioTag::Frame { data, .. }) => {
-                    publisher
-                        .push(TrackKind::Audio, msg.timestamp, 0, true, data)
-                        .await;
-                }
-                Ok(AudioTag::EndOfSequence { .. } | AudioTag::Ignored(_)) => {}
-                Err(err) => self.on_tag_error(TrackKind::Audio, err),
-            },
+            }
             // Sizes and codecs come from the sequence headers; onMetaData gives only the
             // video bitrate the on-demand question reports.
             MediaKind::Data => {

@@ -3,6 +3,7 @@
 mod configs;
 mod ingest;
 mod keys;
+mod lazy;
 mod notify;
 mod publishes;
 mod serve;

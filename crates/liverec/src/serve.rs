@@ -390,10 +390,16 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
         strict: settings.api.strict_domains,
     });
     let publish_auth = Arc::new(crate::ingest::PublishAuth::new(catalog.clone()));
+    let lazy_pulls = crate::lazy::LazyPulls::new(
+        hub.clone(),
+        catalog.clone(),
+        secs("pull.grace_secs", settings.pull.grace_secs)?,
+    );
     let viewers: Arc<dyn liverec_play::Viewers> = Arc::new(crate::viewers::PlayGate::new(
         hub.clone(),
         domains.clone(),
         publish_auth.clone(),
+        lazy_pulls,
     ));
     let api_state = Arc::new(ApiState {
         catalog: catalog.clone(),

@@ -42,6 +42,16 @@ pub struct Settings {
     pub storage: StorageSettings,
     /// Record callbacks and the on-demand query.
     pub notify: NotifySettings,
+    /// Pulled streams.
+    pub pull: PullSettings,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullSettings {
+    /// A triggered pull goes on this long after its last viewer left (unrecorded), so a
+    /// viewer coming back finds the stream at once.
+    pub grace_secs: f64,
 }
 
 /// One `[buckets.NAME]` section.
@@ -299,6 +309,7 @@ impl Default for Settings {
                 allow_private_hosts: true,
                 on_demand_timeout_ms: 3000,
             },
+            pull: PullSettings { grace_secs: 10.0 },
         }
     }
 }

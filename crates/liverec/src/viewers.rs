@@ -2,7 +2,8 @@
 //!
 //! The domain is decided as for a publish (DESIGN.md "Domains"); a domain with `aliauth` needs
 //! a signed `auth_key` whose hashed path is the URL path (docs/API.md "Pulled streams": play
-//! URLs); then the viewer subscribes to the live stream.
+//! URLs); then the viewer joins a triggered pull of the stream, or the live stream, or starts a
+//! triggered pull if the app has a config ([`crate::lazy`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,16 +14,28 @@ use liverec_hub::{Hub, StreamKey, validate_domain, validate_name};
 use liverec_play::{PlayError, PlayRequest, Viewer, Viewers};
 
 use crate::ingest::{DomainPolicy, PublishAuth};
+use crate::lazy::LazyPulls;
 
 pub struct PlayGate {
     hub: Hub,
     domains: Arc<DomainPolicy>,
     auth: Arc<PublishAuth>,
+    lazy: Arc<LazyPulls>,
 }
 
 impl PlayGate {
-    pub fn new(hub: Hub, domains: Arc<DomainPolicy>, auth: Arc<PublishAuth>) -> Self {
-        Self { hub, domains, auth }
+    pub fn new(
+        hub: Hub,
+        domains: Arc<DomainPolicy>,
+        auth: Arc<PublishAuth>,
+        lazy: Arc<LazyPulls>,
+    ) -> Self {
+        Self {
+            hub,
+            domains,
+            auth,
+            lazy,
+        }
     }
 
     async fn open_viewer(&self, req: &PlayRequest) -> Result<Viewer, PlayError> {
@@ -68,8 +81,18 @@ impl PlayGate {
             }
             Err(reason) => return Err(PlayError::Unavailable(reason)),
         }
-        Viewer::subscribe(&self.hub, &key)
-            .ok_or_else(|| PlayError::NotFound(format!("stream {key} is not live")))
+        // A running pull first: while it is played, its relay is live in the main hub too,
+        // and a viewer of the relay would lose the stream when the others leave.
+        if let Some(viewer) = self.lazy.join(&key).await {
+            return viewer;
+        }
+        if let Some(viewer) = Viewer::subscribe(&self.hub, &key) {
+            return Ok(viewer);
+        }
+        match self.lazy.start(&key).await {
+            Some(viewer) => viewer,
+            None => Err(PlayError::NotFound(format!("stream {key} is not live"))),
+        }
     }
 }
 

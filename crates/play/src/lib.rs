@@ -75,6 +75,9 @@ pub struct Viewer {
     ended: Option<String>,
     /// Frames that could not become tags (a frame before its track's configuration).
     unusable: u64,
+    /// Dropped with the viewer: how whoever opened it learns it left (a pull counts its
+    /// viewers so).
+    _guard: Option<Box<dyn Send + Sync>>,
 }
 
 impl Viewer {
@@ -87,7 +90,14 @@ impl Viewer {
             tags: LiveTags::new(),
             ended: None,
             unusable: 0,
+            _guard: None,
         })
+    }
+
+    /// Keeps `guard` until the viewer is dropped.
+    pub fn hold(mut self, guard: Box<dyn Send + Sync>) -> Self {
+        self._guard = Some(guard);
+        self
     }
 
     /// How viewers subscribe: from the cached keyframe, skipping when behind.

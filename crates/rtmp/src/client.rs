@@ -1,6 +1,7 @@
-//! A small publishing client: what tests and benchmarks of the whole project use to publish
-//! (and to send malformed input on purpose). It speaks the simple handshake and the same
-//! command flow as ffmpeg.
+//! A small RTMP client: what tests and benchmarks of the whole project use to publish (and to
+//! send malformed input on purpose), and what liverec pulls streams from other servers with
+//! ([`Client::play`], [`Client::next_media`]). It speaks the simple handshake and the same
+//! command flows as ffmpeg.
 
 mod error;
 
@@ -26,6 +27,9 @@ use crate::session::{CONNECTION_CSID, Command, STREAM_CSID, write_command};
 /// How long the client waits for any one answer of the server.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The buffer a playing client announces (ffmpeg's default).
+const PLAY_BUFFER_MS: u32 = 3000;
+
 /// Chunk streams of the client's media, as ffmpeg numbers them.
 const AUDIO_CSID: u32 = 4;
 const VIDEO_CSID: u32 = 6;
@@ -42,6 +46,21 @@ pub struct Client {
     scratch: BytesMut,
     next_transaction: f64,
     stream_id: u32,
+    /// Bytes received, and when the last Acknowledgement was sent (a player must acknowledge
+    /// every window, or some servers stop sending).
+    received: u64,
+    acknowledged: u64,
+    /// The server's Window Acknowledgement Size (0 until it sends one).
+    ack_window: u32,
+}
+
+/// One media message of a played stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlayedMedia {
+    pub kind: MediaKind,
+    pub timestamp: u32,
+    /// An FLV tag body (for `Data`, the `@setDataFrame` wrapper removed).
+    pub body: bytes::Bytes,
 }
 
 impl Client {
@@ -62,6 +81,9 @@ impl Client {
             scratch: BytesMut::new(),
             next_transaction: 1.0,
             stream_id: 0,
+            received: 0,
+            acknowledged: 0,
+            ack_window: 0,
         };
         let mut c0c1 = vec![0u8; 1 + PACKET_SIZE];
         c0c1[0] = RTMP_VERSION;
@@ -159,23 +181,151 @@ impl Client {
             if cmd.name != "onStatus" {
                 continue;
             }
-            let info = cmd.args.first();
-            let field = |key| {
-                info.and_then(|i| i.get(key))
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned()
-            };
-            if field("level") == "error" {
-                return Err(ClientError::Refused {
-                    code: field("code"),
-                    description: field("description"),
-                });
+            let (level, code, description) = status_fields(&cmd);
+            if level == "error" {
+                return Err(ClientError::Refused { code, description });
             }
-            if field("code") == "NetStream.Publish.Start" {
+            if code == "NetStream.Publish.Start" {
                 return Ok(());
             }
         }
+    }
+
+    /// `createStream`, then `play` of `name` (which may carry a `?query`); waits for
+    /// `NetStream.Play.Start`, or returns [`ClientError::Refused`] with the server's code.
+    pub async fn play(&mut self, name: &str) -> Result<(), ClientError> {
+        let txn = self.call("createStream", Value::Null, Vec::new());
+        self.flush().await?;
+        let reply = self.wait_result(txn, "createStream").await?;
+        self.stream_id = reply.args.first().and_then(Value::as_number).unwrap_or(1.0) as u32;
+        let values = [
+            Value::String("play".into()),
+            Value::Number(0.0),
+            Value::Null,
+            Value::String(name.into()),
+            // Live, or recorded if there is no live stream: what ffmpeg asks for.
+            Value::Number(-2000.0),
+        ];
+        write_command(
+            &mut self.writer,
+            STREAM_CSID,
+            self.stream_id,
+            &values,
+            &mut self.scratch,
+            &mut self.wbuf,
+        );
+        // The buffer length players announce (SRS and others wait for it).
+        crate::control::write_set_buffer_length(
+            &mut self.writer,
+            self.stream_id,
+            PLAY_BUFFER_MS,
+            &mut self.wbuf,
+        );
+        self.flush().await?;
+        loop {
+            let message = self.next_message("onStatus of play").await?;
+            let Some(cmd) = command(&message)? else {
+                continue;
+            };
+            if cmd.name != "onStatus" {
+                continue;
+            }
+            let (level, code, description) = status_fields(&cmd);
+            if level == "error" {
+                return Err(ClientError::Refused { code, description });
+            }
+            if code == "NetStream.Play.Start" {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The next media message of the played stream; `None` once the server says the stream
+    /// ended (`NetStream.Play.Stop`, `UnpublishNotify`, `StreamEOF`). Acknowledges what was
+    /// received and answers pings on the way. A silent server is an error after
+    /// [`CLIENT_TIMEOUT`].
+    pub async fn next_media(&mut self) -> Result<Option<PlayedMedia>, ClientError> {
+        loop {
+            let message = self.next_message("the played stream").await?;
+            self.acknowledge().await?;
+            match message.type_id {
+                type_id::AUDIO | type_id::VIDEO if !message.payload.is_empty() => {
+                    let kind = if message.type_id == type_id::AUDIO {
+                        MediaKind::Audio
+                    } else {
+                        MediaKind::Video
+                    };
+                    return Ok(Some(PlayedMedia {
+                        kind,
+                        timestamp: message.timestamp,
+                        body: message.payload,
+                    }));
+                }
+                type_id::DATA_AMF0 => {
+                    let mut reader = amf0::Reader::new(&message.payload);
+                    let body = match reader.read_value() {
+                        Ok(Value::String(name)) if name == "@setDataFrame" => {
+                            message.payload.slice(reader.position()..)
+                        }
+                        Ok(Value::String(name)) if name.starts_with('|') => continue,
+                        _ => message.payload,
+                    };
+                    return Ok(Some(PlayedMedia {
+                        kind: MediaKind::Data,
+                        timestamp: message.timestamp,
+                        body,
+                    }));
+                }
+                type_id::WINDOW_ACK_SIZE => {
+                    if let Some(size) = crate::control::parse_u32(&message.payload) {
+                        self.ack_window = size;
+                    }
+                }
+                type_id::USER_CONTROL => match crate::control::parse_user_control(&message.payload)
+                {
+                    Some((crate::control::event::PING_REQUEST, data)) => {
+                        crate::control::write_user_control(
+                            &mut self.writer,
+                            crate::control::event::PING_RESPONSE,
+                            data,
+                            &mut self.wbuf,
+                        );
+                        self.flush().await?;
+                    }
+                    Some((crate::control::event::STREAM_EOF, _)) => return Ok(None),
+                    _ => {}
+                },
+                type_id::COMMAND_AMF0 | type_id::COMMAND_AMF3 => {
+                    let Some(cmd) = command(&message)? else {
+                        continue;
+                    };
+                    if cmd.name == "onStatus" {
+                        let (_, code, _) = status_fields(&cmd);
+                        if matches!(
+                            code.as_str(),
+                            "NetStream.Play.Stop" | "NetStream.Play.UnpublishNotify"
+                        ) {
+                            return Ok(None);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends an Acknowledgement once a window of the server's size was received.
+    async fn acknowledge(&mut self) -> Result<(), ClientError> {
+        if self.ack_window > 0 && self.received - self.acknowledged >= u64::from(self.ack_window) {
+            self.acknowledged = self.received;
+            crate::control::write_acknowledgement(
+                &mut self.writer,
+                self.received as u32,
+                &mut self.wbuf,
+            );
+            self.flush().await?;
+        }
+        Ok(())
     }
 
     /// Sends SetChunkSize and uses `size` for everything sent after it.
@@ -345,8 +495,21 @@ impl Client {
         if n == 0 {
             return Err(ClientError::Closed { waiting_for });
         }
+        self.received += n as u64;
         Ok(())
     }
+}
+
+/// `level`, `code` and `description` of an `onStatus`.
+fn status_fields(cmd: &Command) -> (String, String, String) {
+    let info = cmd.args.first();
+    let field = |key| {
+        info.and_then(|i| i.get(key))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (field("level"), field("code"), field("description"))
 }
 
 /// The command in `message`, if it is a command message.

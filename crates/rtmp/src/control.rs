@@ -61,6 +61,16 @@ pub fn write_user_control(writer: &mut Writer, event: u16, data: u32, out: &mut 
     writer.write(CONTROL_CSID, 0, type_id::USER_CONTROL, 0, &body, out);
 }
 
+/// SetBufferLength: how many milliseconds a player buffers of `stream_id` (what players send
+/// after `play`; some servers wait for it).
+pub fn write_set_buffer_length(writer: &mut Writer, stream_id: u32, ms: u32, out: &mut BytesMut) {
+    let mut body = [0u8; 10];
+    body[..2].copy_from_slice(&event::SET_BUFFER_LENGTH.to_be_bytes());
+    body[2..6].copy_from_slice(&stream_id.to_be_bytes());
+    body[6..].copy_from_slice(&ms.to_be_bytes());
+    writer.write(CONTROL_CSID, 0, type_id::USER_CONTROL, 0, &body, out);
+}
+
 /// Reads a user control message: event type and its first 4-byte argument (0 when absent).
 pub fn parse_user_control(payload: &[u8]) -> Option<(u16, u32)> {
     let event = u16::from_be_bytes(payload.get(..2)?.try_into().ok()?);

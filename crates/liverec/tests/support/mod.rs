@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 pub mod api;
 pub mod browser;
+pub mod origin;
 pub mod receiver;
 pub mod s3;
 

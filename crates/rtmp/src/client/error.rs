@@ -1,4 +1,4 @@
-//! Errors of the publishing client.
+//! Errors of the RTMP client.
 
 use std::io;
 
@@ -19,7 +19,7 @@ pub enum ClientError {
     Timeout { waiting_for: &'static str },
     #[error("server closed the connection while we waited for {waiting_for}")]
     Closed { waiting_for: &'static str },
-    #[error("server refused the publish: {code} ({description})")]
+    #[error("server refused the publish or play: {code} ({description})")]
     Refused { code: String, description: String },
     #[error("server answered {command} with _error")]
     CommandFailed { command: &'static str },

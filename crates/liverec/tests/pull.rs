@@ -1,0 +1,249 @@
+//! Triggered ("lazy") pulls (issue 13, points 2, 3 and 5): Debian's nginx-rtmp as the origin
+//! with ffmpeg publishing to it, ffmpeg as liverec's viewers; a pulled stream is recorded only
+//! while someone plays it.
+// Test helpers: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use support::origin::NginxOrigin;
+use support::*;
+
+const DOMAIN: &str = "live.liverec.local";
+const T: Duration = Duration::from_secs(60);
+/// Short DelayTime and pull grace, so each played period becomes its own file quickly.
+const CONFIG: &str =
+    "[record]\ndelay_secs = 1\nformats = [{ format = \"mp4\" }]\n[pull]\ngrace_secs = 2\n";
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// ffmpeg keeping `secs` seconds of `url` in `out`; returns its status and stderr.
+fn view(ffmpeg: &Path, url: &str, secs: &str, out: &Path) -> (ExitStatus, String) {
+    let child = Command::new(ffmpeg)
+        .args(["-hide_banner", "-nostdin", "-v", "error", "-i", url])
+        .args(["-t", secs, "-c", "copy", "-f", "flv", "-y"])
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ffmpeg");
+    let killer = Killed(child);
+    let deadline = Instant::now() + T;
+    let mut killer = killer;
+    loop {
+        if let Some(status) = killer.0.try_wait().unwrap() {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = killer.0.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+            }
+            return (status, stderr);
+        }
+        assert!(Instant::now() < deadline, "viewer of {url} still running");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Publishes the looping test asset to the origin and waits until it can be played there.
+fn publish_to_origin(origin: &NginxOrigin, stream: &str, dir: &Path) -> Killed {
+    let publisher = Killed(publish_child(
+        Path::new("ffmpeg"),
+        &asset("h264_aac.flv"),
+        &origin.url("live", stream),
+        &["-stream_loop", "-1"],
+    ));
+    let deadline = Instant::now() + T;
+    loop {
+        let (status, _) = view(
+            Path::new("ffmpeg"),
+            &origin.url("live", stream),
+            "0.5",
+            &dir.join("probe.flv"),
+        );
+        if status.success() {
+            return publisher;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the origin never had {stream}: {}",
+            origin.error_log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn set_lazy(server: &Server, origins: &str, protocol: &str) {
+    api::ok(
+        server.api_addr(),
+        "SetLiveLazyPullStreamInfoConfig",
+        &[
+            ("DomainName", DOMAIN),
+            ("AppName", "live"),
+            ("PullDomainName", origins),
+            ("PullProtocol", protocol),
+        ],
+    );
+}
+
+/// The finished MP4 recordings of `live/{stream}`, once there are `n`.
+fn wait_recordings(server: &Server, stream: &str, n: usize) -> Vec<PathBuf> {
+    let deadline = Instant::now() + T;
+    loop {
+        let files = server.recorded_for("live", stream, "mp4");
+        if files.len() >= n {
+            return files;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} recordings: {files:?}",
+            files.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_pulled_stream_is_recorded_only_while_it_is_played() {
+    let origin = NginxOrigin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let _publisher = publish_to_origin(&origin, "s", dir.path());
+    let mut server = Server::start_with_env(CONFIG, &api::key_env());
+    set_lazy(&server, &origin.host_port(), "rtmp");
+    let described = api::ok(
+        server.api_addr(),
+        "DescribeLiveLazyPullStreamConfig",
+        &[("DomainName", DOMAIN)],
+    );
+    let config = &described["LiveLazyPullConfigList"]["LiveLazyPullConfig"][0];
+    assert_eq!(
+        config["PullDomainName"],
+        origin.host_port().as_str(),
+        "{described}"
+    );
+    assert_eq!(config["PullProtocol"], "rtmp");
+
+    // Nobody plays it: nothing to record, as for a stream nobody publishes.
+    let start = api::call(
+        server.api_addr(),
+        "RealTimeRecordCommand",
+        &[
+            ("DomainName", DOMAIN),
+            ("AppName", "live"),
+            ("StreamName", "s"),
+            ("Command", "start"),
+        ],
+    );
+    assert_eq!(start.status, 404, "{}", start.body);
+    assert_eq!(start.body["Code"], "InvalidStream.NotFound");
+    assert!(server.recorded_for("live", "s", "mp4").is_empty());
+
+    // A first played period over RTMP: one recording of about its length.
+    let first = dir.path().join("first.flv");
+    let (status, stderr) = view(Path::new("ffmpeg"), &server.url("live", "s"), "4", &first);
+    assert!(status.success(), "{stderr}");
+    server.wait_for_log("triggered pull started", T);
+    server.wait_for_log("pull stopped: no viewer for the grace period", T);
+    let files = wait_recordings(&server, "s", 1);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let played = probe(&first).duration;
+    let recorded = probe(&files[0]).duration;
+    assert!(
+        (recorded - played).abs() < 0.5,
+        "played {played} s, recorded {recorded} s"
+    );
+    assert_decodes_cleanly(Path::new("ffmpeg"), &files[0]);
+
+    // A second period, over HTTP-FLV, after the pull stopped: a new pull, a second recording.
+    let second = dir.path().join("second.flv");
+    let url = format!("http://{}/live/s.flv", server.api_addr());
+    let (status, stderr) = view(Path::new("ffmpeg"), &url, "3", &second);
+    assert!(status.success(), "{stderr}");
+    let files = wait_recordings(&server, "s", 2);
+    let mut durations: Vec<f64> = files.iter().map(|f| probe(f).duration).collect();
+    durations.sort_by(f64::total_cmp);
+    let played = probe(&second).duration;
+    assert!(
+        (durations[0] - played).abs() < 0.5,
+        "played {played} s, recorded {durations:?}"
+    );
+    for file in &files {
+        assert_decodes_cleanly(Path::new("ffmpeg"), file);
+    }
+    let rows = index_rows(&server.data_dir(), DOMAIN, "live", "s");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+}
+
+#[test]
+fn a_dead_origin_gives_the_viewer_an_error_within_seconds_and_the_next_origin_is_tried() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    let server = Server::start_with_env(CONFIG, &api::key_env());
+    let dir = tempfile::tempdir().unwrap();
+    set_lazy(&server, &dead_addr.to_string(), "rtmp");
+    let started = Instant::now();
+    let (status, stderr) = view(
+        Path::new("ffmpeg"),
+        &server.url("live", "s"),
+        "2",
+        &dir.path().join("a.flv"),
+    );
+    assert!(!status.success());
+    assert!(
+        stderr.contains("NetStream.Play.Failed") || stderr.contains("Server error"),
+        "{stderr}"
+    );
+    let (code, body) = api::get(&format!("http://{}/live/s.flv", server.api_addr()));
+    assert_eq!(code, 502, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Two origins, the first dead: the second is pulled.
+    let origin = NginxOrigin::start();
+    let _publisher = publish_to_origin(&origin, "s", dir.path());
+    set_lazy(
+        &server,
+        &format!("{dead_addr};{}", origin.host_port()),
+        "rtmp",
+    );
+    let out = dir.path().join("b.flv");
+    let (status, stderr) = view(Path::new("ffmpeg"), &server.url("live", "s"), "2", &out);
+    assert!(status.success(), "{stderr}");
+    assert!(probe(&out).video_frames > 20);
+}
+
+/// HTTP-FLV pulls, from another liverec (nginx-rtmp serves no HTTP-FLV).
+#[test]
+fn a_stream_is_pulled_over_http_flv() {
+    let origin = Server::start("");
+    let _publisher = Killed(publish_child(
+        Path::new("ffmpeg"),
+        &asset("h264_aac.flv"),
+        &origin.url("live", "s"),
+        &["-stream_loop", "-1"],
+    ));
+    origin.wait_for_lines(&["publish started", "/live/s "], 1, T);
+    let server = Server::start_with_env(CONFIG, &api::key_env());
+    set_lazy(&server, &origin.api_addr().to_string(), "httpflv");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("v.flv");
+    let (status, stderr) = view(Path::new("ffmpeg"), &server.url("live", "s"), "3", &out);
+    assert!(status.success(), "{stderr}");
+    let p = probe(&out);
+    assert!(p.video_frames > 30 && p.audio_frames > 30, "{p:?}");
+    assert_decodes_cleanly(Path::new("ffmpeg"), &out);
+    assert!(server.log_contains("triggered pull started"));
+}
