@@ -15,3 +15,21 @@ CREATE TABLE lazy_pull_configs (
     updated_at     BIGINT NOT NULL,
     PRIMARY KEY (domain, app)
 );
+
+-- Scheduled pulls: AddLivePullStreamInfoConfig & co. The source is pulled and recorded during
+-- [start_at, end_at) whether or not anyone plays.
+CREATE TABLE pull_configs (
+    domain       TEXT   NOT NULL,
+    app          TEXT   NOT NULL,
+    stream       TEXT   NOT NULL,
+    -- Source URLs, several separated by ';' (tried in order).
+    source_url   TEXT   NOT NULL,
+    -- Unix milliseconds.
+    start_at     BIGINT NOT NULL,
+    end_at       BIGINT NOT NULL,
+    -- The source being pulled now ('' when none): DescribeLivePullStreamConfig's SourceUsing.
+    source_using TEXT   NOT NULL,
+    created_at   BIGINT NOT NULL,
+    updated_at   BIGINT NOT NULL,
+    PRIMARY KEY (domain, app, stream)
+);

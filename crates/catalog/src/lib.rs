@@ -53,7 +53,7 @@ pub use notify_events::{
     STATUS_FAILED, STATUS_PENDING, STATUS_SUCCESS,
 };
 pub use notify_records::{NotifyOutcome, NotifyRecordQuery, NotifyRecordRow, NotifyStatus};
-pub use pull_configs::{ALL_APPS, LazyPullConfig};
+pub use pull_configs::{ALL_APPS, LazyPullConfig, PullConfig};
 pub use stream_control::{ForbidOutcome, ForbiddenStream, PublishOrder, PublishQuery, PublishRow};
 
 /// An API access key. HMAC signatures need the plaintext secret, so it is stored as given

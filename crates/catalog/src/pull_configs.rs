@@ -1,4 +1,5 @@
-//! Triggered ("lazy") pull configs: which origin a play of a stream nobody publishes pulls.
+//! Pull configs: triggered ("lazy") ones — which origin a play of a stream nobody publishes
+//! pulls — and scheduled ones — a source pulled and recorded during a time window.
 
 use crate::error::{CatalogError, Result};
 use crate::{Catalog, now_ms};
@@ -105,5 +106,132 @@ impl Catalog {
         .await
         .map(|r| r.rows_affected() > 0))
         .map_err(|e| CatalogError::from_sqlx("delete lazy pull config", e))
+    }
+}
+
+/// A scheduled pull: the source is pulled and recorded during [`start_at`, `end_at`).
+///
+/// [`start_at`]: PullConfig::start_at
+/// [`end_at`]: PullConfig::end_at
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct PullConfig {
+    pub domain: String,
+    pub app: String,
+    pub stream: String,
+    /// Source URLs separated by `;`.
+    pub source_url: String,
+    /// Unix milliseconds.
+    pub start_at: i64,
+    pub end_at: i64,
+    /// The source pulled now, empty when none.
+    pub source_using: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+macro_rules! select_pulls {
+    ($where:literal) => {
+        concat!(
+            "SELECT domain, app, stream, source_url, start_at, end_at, source_using, created_at, \
+             updated_at FROM pull_configs WHERE ",
+            $where
+        )
+    };
+}
+const INSERT_PULL: &str = "INSERT INTO pull_configs (domain, app, stream, source_url, start_at, \
+     end_at, source_using, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, '', $7, $7) \
+     ON CONFLICT (domain, app, stream) DO NOTHING";
+const UPDATE_PULL: &str = "UPDATE pull_configs SET source_url = $4, start_at = $5, end_at = $6, \
+     updated_at = $7 WHERE domain = $1 AND app = $2 AND stream = $3";
+
+impl Catalog {
+    /// Adds a scheduled pull; `false` if the stream has one already.
+    pub async fn add_pull_config(&self, config: &PullConfig) -> Result<bool> {
+        self.write_pull_config(INSERT_PULL, config, "add pull config")
+            .await
+    }
+
+    /// Changes a scheduled pull's source and window; `false` if the stream has none.
+    pub async fn update_pull_config(&self, config: &PullConfig) -> Result<bool> {
+        self.write_pull_config(UPDATE_PULL, config, "update pull config")
+            .await
+    }
+
+    async fn write_pull_config(
+        &self,
+        sql: &'static str,
+        config: &PullConfig,
+        what: &'static str,
+    ) -> Result<bool> {
+        let now = now_ms();
+        on_pool!(self, |pool| sqlx::query(sql)
+            .bind(&config.domain)
+            .bind(&config.app)
+            .bind(&config.stream)
+            .bind(&config.source_url)
+            .bind(config.start_at)
+            .bind(config.end_at)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() > 0))
+        .map_err(|e| CatalogError::from_sqlx(what, e))
+    }
+
+    /// The domain's scheduled pulls, by app and stream.
+    pub async fn pull_configs(&self, domain: &str) -> Result<Vec<PullConfig>> {
+        on_pool!(self, |pool| sqlx::query_as::<_, PullConfig>(select_pulls!(
+            "domain = $1 ORDER BY app, stream"
+        ))
+        .bind(domain)
+        .fetch_all(pool)
+        .await)
+        .map_err(|e| CatalogError::from_sqlx("select pull configs", e))
+    }
+
+    /// Scheduled pulls whose window holds `now_ms`.
+    pub async fn active_pull_configs(&self, now_ms: i64) -> Result<Vec<PullConfig>> {
+        on_pool!(self, |pool| sqlx::query_as::<_, PullConfig>(select_pulls!(
+            "start_at <= $1 AND end_at > $1 ORDER BY domain, app, stream"
+        ))
+        .bind(now_ms)
+        .fetch_all(pool)
+        .await)
+        .map_err(|e| CatalogError::from_sqlx("select active pull configs", e))
+    }
+
+    /// Notes the source a scheduled pull uses now (`""`: none).
+    pub async fn set_pull_source_using(
+        &self,
+        domain: &str,
+        app: &str,
+        stream: &str,
+        source: &str,
+    ) -> Result<()> {
+        on_pool!(self, |pool| sqlx::query(
+            "UPDATE pull_configs SET source_using = $4 WHERE domain = $1 AND app = $2 AND stream = $3"
+        )
+        .bind(domain)
+        .bind(app)
+        .bind(stream)
+        .bind(source)
+        .execute(pool)
+        .await
+        .map(|_| ()))
+        .map_err(|e| CatalogError::from_sqlx("note pull source", e))
+    }
+
+    /// Deletes a scheduled pull; whether there was one.
+    pub async fn delete_pull_config(&self, domain: &str, app: &str, stream: &str) -> Result<bool> {
+        on_pool!(self, |pool| sqlx::query(
+            "DELETE FROM pull_configs WHERE domain = $1 AND app = $2 AND stream = $3"
+        )
+        .bind(domain)
+        .bind(app)
+        .bind(stream)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected() > 0))
+        .map_err(|e| CatalogError::from_sqlx("delete pull config", e))
     }
 }

@@ -366,6 +366,7 @@ impl Publisher {
             }
         };
         if changed {
+            tracing::debug!(stream = %self.stream.info.key, ?config, "codec configuration set");
             for sub in state.subscribers.iter() {
                 sub.send_control(HubEvent::Tracks(state.tracks.clone()));
             }

@@ -64,11 +64,18 @@ pub struct LazyPulls {
     pull_hub: Hub,
     catalog: Catalog,
     grace: Duration,
+    /// Fires at shutdown: every pull stops.
+    shutdown: CancellationToken,
     pulls: Mutex<HashMap<StreamKey, Arc<Pull>>>,
 }
 
 impl LazyPulls {
-    pub fn new(hub: Hub, catalog: Catalog, grace: Duration) -> Arc<Self> {
+    pub fn new(
+        hub: Hub,
+        catalog: Catalog,
+        grace: Duration,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
         // Nothing records the pull hub: its lifecycle events are let go at once.
         let (lifecycle, mut events) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move { while events.recv().await.is_some() {} });
@@ -77,6 +84,7 @@ impl LazyPulls {
             pull_hub: Hub::new(HubConfig::default(), lifecycle),
             catalog,
             grace,
+            shutdown,
             pulls: Mutex::new(HashMap::new()),
         })
     }
@@ -120,7 +128,7 @@ impl LazyPulls {
                     let pull = Arc::new(Pull {
                         key: key.clone(),
                         status,
-                        cancel: CancellationToken::new(),
+                        cancel: self.shutdown.child_token(),
                         state: Mutex::new(PullState::default()),
                     });
                     pulls.insert(key.clone(), pull.clone());

@@ -6,6 +6,7 @@ mod keys;
 mod lazy;
 mod notify;
 mod publishes;
+mod scheduled;
 mod serve;
 mod settings;
 mod storage;

@@ -390,11 +390,21 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
         strict: settings.api.strict_domains,
     });
     let publish_auth = Arc::new(crate::ingest::PublishAuth::new(catalog.clone()));
+    // Pulls publish like RTMP publishers and stop with them at shutdown.
+    let pulls_cancel = CancellationToken::new();
+    let pull_tasks = TaskTracker::new();
     let lazy_pulls = crate::lazy::LazyPulls::new(
         hub.clone(),
         catalog.clone(),
         secs("pull.grace_secs", settings.pull.grace_secs)?,
+        pulls_cancel.clone(),
     );
+    pull_tasks.spawn(crate::scheduled::run(
+        hub.clone(),
+        catalog.clone(),
+        pull_tasks.clone(),
+        pulls_cancel.clone(),
+    ));
     let viewers: Arc<dyn liverec_play::Viewers> = Arc::new(crate::viewers::PlayGate::new(
         hub.clone(),
         domains.clone(),
@@ -473,11 +483,19 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
     tracing::info!("shutting down: closing the API and publishers, then finalizing recordings");
     api_cancel.cancel();
     rtmp_cancel.cancel();
+    pulls_cancel.cancel();
+    pull_tasks.close();
     if tokio::time::timeout(API_DRAIN, api).await.is_err() {
         tracing::warn!("API requests did not finish within {API_DRAIN:?}");
     }
     if tokio::time::timeout(RTMP_DRAIN, rtmp).await.is_err() {
         tracing::warn!("rtmp sessions did not end within {RTMP_DRAIN:?}");
+    }
+    if tokio::time::timeout(RTMP_DRAIN, pull_tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("scheduled pulls did not end within {RTMP_DRAIN:?}");
     }
     recorder_cancel.cancel();
     let supervised = supervisor.await.context("recorder supervisor failed");

@@ -247,3 +247,101 @@ fn a_stream_is_pulled_over_http_flv() {
     assert_decodes_cleanly(Path::new("ffmpeg"), &out);
     assert!(server.log_contains("triggered pull started"));
 }
+
+fn utc_in(secs: i64) -> String {
+    api::utc(api::now_secs() + secs)
+}
+
+/// Scheduled pulls (issue 13, point 4): the source is pulled and recorded during its window,
+/// whether or not anyone plays; deleting the config stops it.
+#[test]
+fn a_scheduled_pull_records_its_window() {
+    let origin = NginxOrigin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let _publisher = publish_to_origin(&origin, "s", dir.path());
+    let _other = publish_to_origin(&origin, "t", dir.path());
+    let mut server = Server::start_with_env(CONFIG, &api::key_env());
+    let add = |stream: &str, until: i64| {
+        api::call(
+            server.api_addr(),
+            "AddLivePullStreamInfoConfig",
+            &[
+                ("DomainName", DOMAIN),
+                ("AppName", "live"),
+                ("StreamName", stream),
+                ("SourceUrl", &origin.url("live", stream)),
+                ("StartTime", &utc_in(-2)),
+                ("EndTime", &utc_in(until)),
+            ],
+        )
+    };
+    assert_eq!(add("s", 8).status, 200);
+    let again = add("s", 8);
+    assert_eq!(again.body["Code"], "ConfigAlreadyExists", "{}", again.body);
+    let missing = api::call(
+        server.api_addr(),
+        "UpdateLivePullStreamInfoConfig",
+        &[
+            ("DomainName", DOMAIN),
+            ("AppName", "live"),
+            ("StreamName", "nothing"),
+            ("SourceUrl", &origin.url("live", "s")),
+            ("StartTime", &utc_in(-2)),
+            ("EndTime", &utc_in(60)),
+        ],
+    );
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    server.wait_for_lines(&["scheduled pull started", "/live/s "], 1, T);
+    let described = api::ok(
+        server.api_addr(),
+        "DescribeLivePullStreamConfig",
+        &[("DomainName", DOMAIN)],
+    );
+    let row = &described["LiveAppRecordList"]["LiveAppRecord"][0];
+    assert_eq!(row["StreamName"], "s", "{described}");
+    assert_eq!(
+        row["SourceUsing"],
+        origin.url("live", "s").as_str(),
+        "{described}"
+    );
+
+    // Nobody plays it, and it is recorded until its window ends.
+    let files = wait_recordings(&server, "s", 1);
+    let recorded = probe(&files[0]).duration;
+    assert!(recorded > 4.0 && recorded < 9.0, "{recorded} s");
+    assert_decodes_cleanly(Path::new("ffmpeg"), &files[0]);
+
+    // A config deleted in its window stops its pull.
+    assert_eq!(add("t", 600).status, 200);
+    server.wait_for_lines(&["scheduled pull started", "/live/t "], 1, T);
+    std::thread::sleep(Duration::from_secs(3));
+    api::ok(
+        server.api_addr(),
+        "DeleteLivePullStreamInfoConfig",
+        &[
+            ("DomainName", DOMAIN),
+            ("AppName", "live"),
+            ("StreamName", "t"),
+        ],
+    );
+    server.wait_for_lines(
+        &["scheduled pull over", "/live/t"],
+        1,
+        Duration::from_secs(10),
+    );
+    let files = wait_recordings(&server, "t", 1);
+    assert!(probe(&files[0]).duration > 2.0);
+    let described = api::ok(
+        server.api_addr(),
+        "DescribeLivePullStreamConfig",
+        &[("DomainName", DOMAIN)],
+    );
+    assert_eq!(
+        described["LiveAppRecordList"]["LiveAppRecord"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "{described}"
+    );
+    let _ = &mut server;
+}

@@ -239,9 +239,19 @@ pub enum PumpEnd {
     Failed(PullError),
 }
 
+/// Longest time the first frames are held back, until both sequence headers are known:
+/// origins often send one track's header after the other track's first frames (nginx-rtmp
+/// sends the video header with the first keyframe), and a recording that started before it
+/// would see the tracks change and cut a new file. Wall time, as origins' first timestamps
+/// are not to be trusted.
+pub const PRIME_TIME: Duration = Duration::from_millis(1500);
+/// Tags held back at most while priming.
+const PRIME_MAX_TAGS: usize = 1024;
+
 /// Hands the origin's tags to `publisher` until the stream ends, breaks or `cancel` fires.
-/// `on_tag` sees each tag after it was handed on (a waiting viewer is told the stream started
-/// at its first keyframe).
+/// Sequence headers go on at once; the first frames wait (see [`PRIME_TIME`]) until both tracks
+/// are configured. `on_tag` sees each tag after it was handed on (a waiting viewer is told the
+/// stream started at its first keyframe).
 pub async fn pump(
     source: &mut Source,
     publisher: &mut Publisher,
@@ -249,6 +259,8 @@ pub async fn pump(
     mut on_tag: impl FnMut(&PulledTag),
 ) -> PumpEnd {
     let mut malformed = 0u64;
+    let mut held: Option<Vec<PulledTag>> = Some(Vec::new());
+    let mut holding_since: Option<tokio::time::Instant> = None;
     loop {
         let tag = tokio::select! {
             biased;
@@ -260,22 +272,58 @@ pub async fn pump(
             Ok(None) => return PumpEnd::Ended,
             Err(err) => return PumpEnd::Failed(err),
         };
-        let track = match tag.kind {
-            TagKind::Video => TrackKind::Video,
-            TagKind::Audio => TrackKind::Audio,
-            TagKind::Script => {
-                on_tag(&tag);
+        if let Some(queue) = &mut held
+            && !is_sequence_header(&tag)
+        {
+            {
+                queue.push(tag);
+                let since = *holding_since.get_or_insert_with(tokio::time::Instant::now);
+                let tracks = publisher.tracks();
+                let primed = (tracks.video.is_some() && tracks.audio.is_some())
+                    || since.elapsed() >= PRIME_TIME
+                    || queue.len() >= PRIME_MAX_TAGS;
+                if primed {
+                    for tag in held.take().unwrap_or_default() {
+                        hand_on(publisher, &tag, &mut malformed).await;
+                        on_tag(&tag);
+                    }
+                }
                 continue;
             }
-        };
-        if let Err(err) = publisher.push_tag(track, tag.timestamp, &tag.body).await {
-            malformed += 1;
-            if malformed.is_power_of_two() {
-                tracing::warn!(stream = %publisher.info().key, %err, count = malformed,
-                    "a pulled tag was dropped");
-            }
         }
+        hand_on(publisher, &tag, &mut malformed).await;
         on_tag(&tag);
+    }
+}
+
+/// Hands one tag to the publisher (script tags carry nothing it needs).
+async fn hand_on(publisher: &mut Publisher, tag: &PulledTag, malformed: &mut u64) {
+    let track = match tag.kind {
+        TagKind::Video => TrackKind::Video,
+        TagKind::Audio => TrackKind::Audio,
+        TagKind::Script => return,
+    };
+    if let Err(err) = publisher.push_tag(track, tag.timestamp, &tag.body).await {
+        *malformed += 1;
+        if malformed.is_power_of_two() {
+            tracing::warn!(stream = %publisher.info().key, %err, count = *malformed,
+                "a pulled tag was dropped");
+        }
+    }
+}
+
+/// Whether `tag` configures a track (a sequence header), which is never held back.
+fn is_sequence_header(tag: &PulledTag) -> bool {
+    match tag.kind {
+        TagKind::Video => matches!(
+            liverec_media::flv::parse_video_tag(&tag.body),
+            Ok(liverec_media::flv::VideoTag::SequenceHeader(_))
+        ),
+        TagKind::Audio => matches!(
+            liverec_media::flv::parse_audio_tag(&tag.body),
+            Ok(liverec_media::flv::AudioTag::SequenceHeader(_))
+        ),
+        TagKind::Script => false,
     }
 }
 

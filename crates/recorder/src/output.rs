@@ -360,6 +360,11 @@ async fn write_frame<W: FormatWriter>(writer: &mut W, input: &FrameIn<'_>) {
         Some(b @ (Boundary::CycleOver | Boundary::CodecsChanged)) if input.starts_gop => {
             if writer.cuts().allow(input.now) {
                 writer.cuts().dropping = false;
+                if b == Boundary::CodecsChanged {
+                    let failures = writer.failures();
+                    tracing::info!(stream = %failures.stream, format = failures.format.as_str(),
+                        "the stream's codec configuration changed: the file ends and a new one starts");
+                }
                 writer.close();
                 false
             } else if b == Boundary::CycleOver {
