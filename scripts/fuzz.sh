@@ -3,8 +3,8 @@
 # copy of the checked-in corpus, so a run never changes the repository. Needs a nightly
 # toolchain; without one it says so and succeeds. Installs cargo-fuzz if it is missing.
 #
-# FUZZ_SECONDS: seconds per target (default 8). On a 2-core machine the 14 runs take about
-# 2 minutes, and a cold build (empty fuzz/target) about 5.5 more, mostly the API's dependency
+# FUZZ_SECONDS: seconds per target (default 5). On a 2-core machine the 14 runs take about
+# 1.5 minutes, and a cold build (empty fuzz/target) about 5.5 more, mostly the API's dependency
 # stack; a kept fuzz/target rebuilds in seconds. Exits non-zero if any target crashes or
 # hangs, naming the input that did it.
 set -euo pipefail
@@ -19,7 +19,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 
-seconds=${FUZZ_SECONDS:-8}
+seconds=${FUZZ_SECONDS:-5}
 # The same flags for the build and every run (other flags would rebuild): no sanitizer, as
 # liverec forbids unsafe code and the budget is better spent on executions; debug assertions
 # and overflow checks on, as in the dev profile liverec is built with.

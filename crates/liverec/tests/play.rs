@@ -98,6 +98,36 @@ fn assert_viewed(file: &Path) {
     assert_decodes_cleanly(Path::new("ffmpeg"), file);
 }
 
+/// Plays `url` in ffplay for `wall` and returns the playback clock its last status line
+/// showed (seconds), 0 if it never played. An error line fails the test.
+fn ffplay_clock(url: &str, wall: Duration) -> f64 {
+    let mut child = Command::new("ffplay")
+        .args(["-hide_banner", "-loglevel", "info", "-stats", "-nodisp"])
+        .arg(url)
+        .env("SDL_AUDIODRIVER", "dummy")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ffplay");
+    std::thread::sleep(wall);
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    let mut clock = 0.0f64;
+    for status in text.split(['\r', '\n']) {
+        assert!(!status.contains("rror"), "ffplay {url}: {status}");
+        // `  12.34 M-A:  0.000 fd=   0 aq=    8KB …` once audio plays.
+        if let Some((time, rest)) = status.trim().split_once(" M-A:")
+            && !rest.contains("aq=    0KB")
+            && let Ok(t) = time.trim().parse::<f64>()
+        {
+            clock = clock.max(t);
+        }
+    }
+    clock
+}
+
 #[test]
 fn rtmp_and_http_flv_viewers_see_a_live_stream_from_a_keyframe() {
     let server = Server::start("");
@@ -131,6 +161,13 @@ fn rtmp_and_http_flv_viewers_see_a_live_stream_from_a_keyframe() {
     }
     for out in &outputs {
         assert_viewed(out);
+    }
+    // ffplay, as a person would watch (no window or sound device here: SDL's dummy audio, and
+    // -nodisp). It never exits on its own with a live input (nor with nginx-rtmp's), so it plays
+    // for a while and its status line must show the clock advancing with audio queued.
+    for url in [url.clone(), http_flv(&server, "/live/s.flv")] {
+        let clock = ffplay_clock(&url, Duration::from_secs(6));
+        assert!(clock > 3.0, "ffplay {url}: played {clock} s");
     }
     assert!(server.log_contains("play started"));
     assert!(server.log_contains("HTTP-FLV play started"));

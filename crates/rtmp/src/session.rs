@@ -492,8 +492,13 @@ impl Session {
             }
             "play" => self.play(&cmd, stream_id),
             // Asked by some players before `play`; nothing to subscribe to beforehand.
-            "FCSubscribe" | "getStreamLength" => {
+            "FCSubscribe" => {
                 self.result(&cmd, Value::Undefined);
+                Ok(())
+            }
+            // ffmpeg and ffplay ask it before playing; a live stream has no length (0).
+            "getStreamLength" => {
+                self.result(&cmd, Value::Number(0.0));
                 Ok(())
             }
             name => {
