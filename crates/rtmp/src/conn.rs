@@ -26,6 +26,13 @@ use crate::session::{Session, SessionEvent};
 /// Initial capacity of the read buffer, and the room reserved before every read.
 const READ_BUFFER_SIZE: usize = 64 * 1024;
 
+/// Read buffer of a playing connection: a player sends little (acknowledgements, pings), and
+/// hundreds of viewers should not each hold a publisher's 64 KiB.
+const PLAY_READ_BUFFER_SIZE: usize = 4 * 1024;
+/// Output a playing connection keeps between batches; a larger one (the GOP sent at start) is
+/// let go once written.
+const PLAY_KEPT_OUTPUT: usize = 256 * 1024;
+
 /// How long final words (a refusal, an error status, a reconnect request) may take to leave.
 const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -460,9 +467,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
     /// waited) or `cancel` fires.
     async fn play<P: PlaySource>(&mut self, mut source: P) -> Result<(), RtmpError> {
         let mut tags = Vec::new();
+        if self.buf.is_empty() {
+            self.buf = BytesMut::with_capacity(PLAY_READ_BUFFER_SIZE);
+        }
         loop {
             tags.clear();
-            self.buf.reserve(READ_BUFFER_SIZE);
+            self.buf.reserve(PLAY_READ_BUFFER_SIZE);
             let batch = tokio::select! {
                 biased;
                 () = &mut self.cancelled => {
@@ -496,6 +506,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                         self.session.write_tag(tag);
                     }
                     self.flush().await?;
+                    self.session.shrink_output(PLAY_KEPT_OUTPUT);
                 }
                 Err(reason) => {
                     info!(reason = %clipped(&reason), "played stream ended");

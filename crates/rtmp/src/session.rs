@@ -150,6 +150,13 @@ impl Session {
         &mut self.out
     }
 
+    /// Lets go of an empty output buffer larger than `max` (a burst that was written).
+    pub fn shrink_output(&mut self, max: usize) {
+        if self.out.is_empty() && self.out.capacity() > max {
+            self.out = BytesMut::new();
+        }
+    }
+
     pub fn next_event(&mut self) -> Option<SessionEvent> {
         self.events.pop_front()
     }
