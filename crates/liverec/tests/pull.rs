@@ -345,3 +345,49 @@ fn a_scheduled_pull_records_its_window() {
     );
     let _ = &mut server;
 }
+
+/// A scheduled pull whose source drops is pulled again when it returns: one recording per
+/// stretch the source was there.
+#[test]
+fn a_scheduled_pull_comes_back_when_its_source_does() {
+    let origin = NginxOrigin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let first = publish_to_origin(&origin, "r", dir.path());
+    let server = Server::start_with_env(CONFIG, &api::key_env());
+    api::ok(
+        server.api_addr(),
+        "AddLivePullStreamInfoConfig",
+        &[
+            ("DomainName", DOMAIN),
+            ("AppName", "live"),
+            ("StreamName", "r"),
+            ("SourceUrl", &origin.url("live", "r")),
+            ("StartTime", &utc_in(-2)),
+            ("EndTime", &utc_in(600)),
+        ],
+    );
+    server.wait_for_lines(&["scheduled pull started", "/live/r"], 1, T);
+    std::thread::sleep(Duration::from_secs(4));
+    drop(first);
+    let files = wait_recordings(&server, "r", 1);
+    assert!(probe(&files[0]).duration > 2.0, "{files:?}");
+    // The source returns: the pull (retrying meanwhile) records it again.
+    let _second = publish_to_origin(&origin, "r", dir.path());
+    std::thread::sleep(Duration::from_secs(5));
+    api::ok(
+        server.api_addr(),
+        "DeleteLivePullStreamInfoConfig",
+        &[
+            ("DomainName", DOMAIN),
+            ("AppName", "live"),
+            ("StreamName", "r"),
+        ],
+    );
+    let files = wait_recordings(&server, "r", 2);
+    for file in &files {
+        assert_decodes_cleanly(Path::new("ffmpeg"), file);
+    }
+    let mut durations: Vec<f64> = files.iter().map(|f| probe(f).duration).collect();
+    durations.sort_by(f64::total_cmp);
+    assert!(durations[0] > 1.0, "{durations:?}");
+}
