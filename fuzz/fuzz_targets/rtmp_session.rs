@@ -1,6 +1,7 @@
 //! An RTMP connection after the handshake, sans IO: chunk reader → `Session` (commands,
-//! AMF0, publish names and queries, aggregate and data messages) → FLV tag parsing of the
-//! media, as `serve_connection` and the ingest drive them.
+//! AMF0, publish and play names and queries, aggregate and data messages) → FLV tag parsing of
+//! the media, as `serve_connection` and the ingest drive them; an accepted play gets a tag
+//! written back.
 //!
 //! Invariant: everything the server writes back is a chunk stream of AMF0 commands that the
 //! chunk reader and AMF0 decoder accept.
@@ -38,7 +39,7 @@ fn check_output(reader: &mut Reader, out: &mut BytesMut) {
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input::new(data);
-    // Switches: accept or refuse publishes, ask for a reconnect midway.
+    // Switches: accept or refuse publishes and plays, ask for a reconnect midway.
     let switches = input.u8();
     let wire = input.rest();
 
@@ -71,7 +72,24 @@ fuzz_target!(|data: &[u8]| {
                     MediaKind::Audio => drop(parse_audio_tag(&media.body)),
                     MediaKind::Data => drop(amf0::decode_all(&media.body)),
                 },
-                SessionEvent::PublishEnded => {}
+                SessionEvent::PublishEnded | SessionEvent::PlayEnded => {}
+                SessionEvent::PlayRequested(request) => {
+                    assert!(!request.stream_name.contains('?'));
+                    if switches & 4 == 0 {
+                        session.accept_play();
+                        session.write_tag(&liverec_mux::flv::live::LiveTag {
+                            tag_type: type_id::AUDIO,
+                            timestamp: 0,
+                            head: liverec_mux::flv::TagHead::default(),
+                            payload: bytes::Bytes::from_static(&[0xaf, 0x01, 0x21]),
+                        });
+                    } else {
+                        session.refuse_play(&Refusal::new(
+                            Refusal::PLAY_NOT_FOUND,
+                            request.stream_name,
+                        ));
+                    }
+                }
             }
         }
         if switches & 2 != 0 && session.is_publishing() {

@@ -47,6 +47,9 @@ struct PullState {
     viewers: usize,
     /// Stops the relay into the main hub (there is one while viewers > 0).
     relay: Option<CancellationToken>,
+    /// The last relay's task: a new relay waits for it to end its publish, so a viewer coming
+    /// right back is not refused as a second publisher of the stream.
+    last_relay: Option<tokio::task::JoinHandle<()>>,
     /// Bumped whenever viewers come or go, so a grace timer knows it is stale.
     generation: u64,
 }
@@ -168,12 +171,14 @@ impl LazyPulls {
             let cancel = pull.cancel.child_token();
             state.relay = Some(cancel.clone());
             tracing::info!(stream = %pull.key, "pulled stream played: recording it");
-            tokio::spawn(relay(
-                self.pull_hub.clone(),
-                self.hub.clone(),
-                pull.key.clone(),
-                cancel,
-            ));
+            let previous = state.last_relay.take();
+            let (pull_hub, hub, key) = (self.pull_hub.clone(), self.hub.clone(), pull.key.clone());
+            state.last_relay = Some(tokio::spawn(async move {
+                if let Some(previous) = previous {
+                    let _ = previous.await;
+                }
+                relay(pull_hub, hub, key, cancel).await;
+            }));
         }
     }
 
@@ -194,7 +199,12 @@ impl LazyPulls {
             "the last viewer of a pulled stream left: recording paused");
         let pull = pull.clone();
         let grace = self.grace;
-        tokio::spawn(async move {
+        // A viewer dropped outside the runtime (at shutdown) has nothing to wait for.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            pull.cancel.cancel();
+            return;
+        };
+        runtime.spawn(async move {
             tokio::time::sleep(grace).await;
             let idle = {
                 let state = pull.state();
