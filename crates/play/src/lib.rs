@@ -6,8 +6,8 @@
 //! viewers, and its queue is bounded in bytes and frames. Its events become FLV tags
 //! ([`liverec_mux::flv::live`]) whose payloads are the frames' own bytes.
 //!
-//! [`Viewers`] is the one door both play paths go through (domain, URL signing, and later
-//! pulling a stream nobody publishes), so RTMP and HTTP-FLV cannot drift apart.
+//! [`Viewers`] is the one door both play paths go through (domain, URL signing, pulling a
+//! stream nobody publishes), so RTMP and HTTP-FLV cannot drift apart.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,7 +35,7 @@ pub enum PlayError {
     #[error("{0}")]
     Forbidden(String),
     /// The stream's origin or the server cannot serve it now (RTMP `NetStream.Play.Failed`,
-    /// HTTP 502/503).
+    /// HTTP 502).
     #[error("{0}")]
     Unavailable(String),
 }
