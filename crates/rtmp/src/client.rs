@@ -173,22 +173,8 @@ impl Client {
             &mut self.wbuf,
         );
         self.flush().await?;
-        loop {
-            let message = self.next_message("onStatus of publish").await?;
-            let Some(cmd) = command(&message)? else {
-                continue;
-            };
-            if cmd.name != "onStatus" {
-                continue;
-            }
-            let (level, code, description) = status_fields(&cmd);
-            if level == "error" {
-                return Err(ClientError::Refused { code, description });
-            }
-            if code == "NetStream.Publish.Start" {
-                return Ok(());
-            }
-        }
+        self.wait_status("onStatus of publish", "NetStream.Publish.Start")
+            .await
     }
 
     /// `createStream`, then `play` of `name` (which may carry a `?query`); waits for
@@ -222,8 +208,19 @@ impl Client {
             &mut self.wbuf,
         );
         self.flush().await?;
+        self.wait_status("onStatus of play", "NetStream.Play.Start")
+            .await
+    }
+
+    /// Reads until an `onStatus` with code `started`, or one of level `error`
+    /// ([`ClientError::Refused`]).
+    async fn wait_status(
+        &mut self,
+        waiting_for: &'static str,
+        started: &str,
+    ) -> Result<(), ClientError> {
         loop {
-            let message = self.next_message("onStatus of play").await?;
+            let message = self.next_message(waiting_for).await?;
             let Some(cmd) = command(&message)? else {
                 continue;
             };
@@ -234,7 +231,7 @@ impl Client {
             if level == "error" {
                 return Err(ClientError::Refused { code, description });
             }
-            if code == "NetStream.Play.Start" {
+            if code == started {
                 return Ok(());
             }
         }

@@ -232,8 +232,17 @@ impl Session {
     /// Answers the pending play with an error status (`NetStream.Play.StreamNotFound`,
     /// `NetStream.Play.Failed`); the session is closed after it.
     pub fn refuse_play(&mut self, refusal: &Refusal) {
+        self.refuse(refusal);
+    }
+
+    /// Sends `refusal` as an error status on the stream being published or played (pending or
+    /// accepted) and closes the session.
+    fn refuse(&mut self, refusal: &Refusal) {
         let stream_id = match &self.state {
-            State::PlayPending { stream_id, .. } | State::Playing { stream_id } => *stream_id,
+            State::PublishPending { stream_id, .. }
+            | State::Publishing { stream_id }
+            | State::PlayPending { stream_id, .. }
+            | State::Playing { stream_id } => *stream_id,
             _ => 0,
         };
         self.send_error_status(stream_id, refusal.code, &refusal.description);
@@ -382,12 +391,7 @@ impl Session {
     /// Answers the pending publish with an error status, or ends the accepted one with it (a
     /// forbidden stream); the session is closed after it.
     pub fn refuse_publish(&mut self, refusal: &Refusal) {
-        let stream_id = match &self.state {
-            State::PublishPending { stream_id, .. } | State::Publishing { stream_id } => *stream_id,
-            _ => 0,
-        };
-        self.send_error_status(stream_id, refusal.code, &refusal.description);
-        self.state = State::Closed;
+        self.refuse(refusal);
     }
 
     /// Handles one message from the chunk reader.
