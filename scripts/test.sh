@@ -9,6 +9,14 @@ cd "$(dirname "$0")/.."
 
 say() { printf '\n==> %s\n' "$*"; }
 
+# A clean build of the workspace and its tests takes about 7 GiB under target/ (5 GiB with
+# CARGO_INCREMENTAL=0, as .ci/run sets), the fuzz build 2 GiB more. Running out of disk shows up
+# as a linker "Bus error" deep in the build, so say it up front.
+free_kib=$(df -Pk . | awk 'NR == 2 { print $4 }')
+if [ "${free_kib:-0}" -lt $((10 * 1024 * 1024)) ]; then
+  echo "warning: only $((free_kib / 1024 / 1024)) GiB free on the disk of $(pwd); the build needs about 9 GiB" >&2
+fi
+
 # Test peers from Debian: ffmpeg/ffprobe, and GStreamer's two RTMP publishers (rtmp2sink,
 # librtmp's rtmpsink) with the FLV/H.264/AAC elements the peer tests use.
 apt_install() {
