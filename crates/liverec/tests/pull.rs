@@ -183,6 +183,100 @@ fn a_pulled_stream_is_recorded_only_while_it_is_played() {
     assert_eq!(rows.len(), 2, "{rows:?}");
 }
 
+/// Viewers who come while a stream is pulled share that pull: one connection to the origin,
+/// one "triggered pull started", and one recording covering the time anyone played.
+#[test]
+fn concurrent_viewers_share_one_pull() {
+    let origin = NginxOrigin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let _publisher = publish_to_origin(&origin, "s", dir.path());
+    let origin_plays = origin.plays("s");
+    let server = Server::start_with_env(CONFIG, &api::key_env());
+    set_lazy(&server, &origin.host_port(), "rtmp");
+    let rtmp = server.url("live", "s");
+    let http_flv = format!("http://{}/live/s.flv", server.api_addr());
+    // Staggered by 0.7 s, 4 s each: the first waits for the pull, the others join it.
+    let viewers: Vec<_> = [rtmp.clone(), http_flv, rtmp]
+        .into_iter()
+        .enumerate()
+        .map(|(i, url)| {
+            let out = dir.path().join(format!("viewer{i}.flv"));
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(700 * i as u64));
+                let (status, stderr) = view(Path::new("ffmpeg"), &url, "4", &out);
+                (url, status, stderr, out)
+            })
+        })
+        .collect();
+    for viewer in viewers {
+        let (url, status, stderr, out) = viewer.join().unwrap();
+        assert!(status.success(), "{url}: {stderr}");
+        let p = probe(&out);
+        assert!(p.video_frames > 40, "{url}: {p:?}");
+        assert_decodes_cleanly(Path::new("ffmpeg"), &out);
+    }
+    server.wait_for_lines(&["pull stopped: no viewer for the grace period"], 1, T);
+    assert_eq!(server.log_lines(&["triggered pull started"]).len(), 1);
+    assert_eq!(
+        origin.plays("s"),
+        origin_plays + 1,
+        "{}",
+        origin.error_log()
+    );
+    let files = wait_recordings(&server, "s", 1);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let recorded = probe(&files[0]).duration;
+    // From the first viewer's start to the last one's end: 1.4 s + 4 s.
+    assert!(recorded > 4.9 && recorded < 6.5, "recorded {recorded} s");
+    assert_decodes_cleanly(Path::new("ffmpeg"), &files[0]);
+}
+
+/// In automatic mode a viewer who comes back within DelayTime continues the recording the last
+/// viewer left (DESIGN.md's transition table, as for a publisher returning): one file whose
+/// timeline bridges the pause.
+#[test]
+fn a_viewer_back_within_delay_time_continues_the_recording() {
+    let origin = NginxOrigin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let _publisher = publish_to_origin(&origin, "s", dir.path());
+    let server = Server::start_with_env(
+        "[record]\ndelay_secs = 6\nformats = [{ format = \"mp4\" }]\n[pull]\ngrace_secs = 10\n",
+        &api::key_env(),
+    );
+    set_lazy(&server, &origin.host_port(), "rtmp");
+    let first = dir.path().join("first.flv");
+    let (status, stderr) = view(Path::new("ffmpeg"), &server.url("live", "s"), "3", &first);
+    assert!(status.success(), "{stderr}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(server.recorded_for("live", "s", "mp4").is_empty());
+    let second = dir.path().join("second.flv");
+    let url = format!("http://{}/live/s.flv", server.api_addr());
+    let (status, stderr) = view(Path::new("ffmpeg"), &url, "3", &second);
+    assert!(status.success(), "{stderr}");
+
+    let files = wait_recordings(&server, "s", 1);
+    std::thread::sleep(Duration::from_secs(1));
+    let files_now = server.recorded_for("live", "s", "mp4");
+    assert_eq!(files_now, files, "one recording for both played periods");
+    assert_eq!(
+        server.log_lines(&["pulled stream played: recording it"]).len(),
+        2
+    );
+    assert_eq!(
+        server.log_lines(&["recording started", "/live/s"]).len(),
+        1
+    );
+    let played = probe(&first).duration + probe(&second).duration;
+    let recorded = probe(&files[0]).duration;
+    assert!(
+        (recorded - played).abs() < 0.5,
+        "played {played} s in two periods, recorded {recorded} s"
+    );
+    assert_decodes_cleanly(Path::new("ffmpeg"), &files[0]);
+    let rows = index_rows(&server.data_dir(), DOMAIN, "live", "s");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+}
+
 #[test]
 fn a_dead_origin_gives_the_viewer_an_error_within_seconds_and_the_next_origin_is_tried() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -61,6 +61,14 @@ impl NginxOrigin {
         self.addr.to_string()
     }
 
+    /// How many play requests for `stream` the origin has taken (nginx-rtmp logs each one at
+    /// level info as `play: name='{stream}' …`).
+    pub fn plays(&self, stream: &str) -> usize {
+        self.error_log()
+            .matches(&format!("play: name='{stream}'"))
+            .count()
+    }
+
     pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
     }
