@@ -259,13 +259,12 @@ fn a_viewer_back_within_delay_time_continues_the_recording() {
     let files_now = server.recorded_for("live", "s", "mp4");
     assert_eq!(files_now, files, "one recording for both played periods");
     assert_eq!(
-        server.log_lines(&["pulled stream played: recording it"]).len(),
+        server
+            .log_lines(&["pulled stream played: recording it"])
+            .len(),
         2
     );
-    assert_eq!(
-        server.log_lines(&["recording started", "/live/s"]).len(),
-        1
-    );
+    assert_eq!(server.log_lines(&["recording started", "/live/s"]).len(), 1);
     let played = probe(&first).duration + probe(&second).duration;
     let recorded = probe(&files[0]).duration;
     assert!(
