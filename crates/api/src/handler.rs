@@ -114,7 +114,9 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     let started = Instant::now();
     let request_id = new_request_id();
     let mut trace = Trace::default();
-    let result = process(&shared, request, &mut trace).await;
+    // Whatever an action logs carries the request's id.
+    let span = tracing::info_span!("api", request_id = %request_id);
+    let result = tracing::Instrument::instrument(process(&shared, request, &mut trace), span).await;
     let response = ApiResponse {
         format: trace.format,
         request_id,
@@ -138,6 +140,7 @@ fn log(response: &ApiResponse, trace: &Trace, latency: Duration) {
     let key_id = trace.key_id.as_deref().map(clip).unwrap_or_default();
     let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
     let request_id = response.request_id.as_str();
+    crate::metrics::count_request(response.action, &code, latency);
     if matches!(&response.result, Err(e) if e.is_server_fault()) {
         tracing::error!(
             request_id,

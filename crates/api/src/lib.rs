@@ -22,7 +22,7 @@ pub mod error;
 mod handler;
 pub mod ingest_auth;
 mod live;
-mod metrics;
+pub mod metrics;
 pub mod params;
 pub mod response;
 pub mod server;
@@ -118,6 +118,8 @@ pub struct ApiState {
     pub http: Arc<server::HttpCounters>,
     /// Opens live viewers (HTTP-FLV `/{AppName}/{StreamName}.flv`).
     pub viewers: Arc<dyn liverec_play::Viewers>,
+    /// Renders `/metrics`: the process's installed Prometheus recorder (`None`: 503).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// The API port's routes: `/vod/…` playback of recordings, `GET /metrics` (Prometheus text:

@@ -256,6 +256,8 @@ pub struct UploadBacklog {
     pub pending: u64,
     /// Not done and failed at least once.
     pub failing: u64,
+    /// Bytes of the files not yet uploaded.
+    pub bytes: u64,
     /// Unix milliseconds: creation of the oldest pending upload.
     pub oldest_created_at: Option<i64>,
     /// The error of the failing upload whose next attempt is the latest (usually the one that

@@ -53,6 +53,7 @@ const DELETE_FINISHED_GROUP: &str = "DELETE FROM uploads WHERE group_id = $1 AND
      AND NOT EXISTS (SELECT 1 FROM uploads o WHERE o.group_id = $1 AND o.done = FALSE)";
 const SELECT_BACKLOG: &str = "SELECT COUNT(*), \
      COALESCE(SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0), MIN(created_at), \
+     CAST(COALESCE(SUM(size), 0) AS BIGINT), \
      (SELECT e.last_error FROM uploads e WHERE e.bucket = $1 AND e.done = FALSE \
       AND e.attempts > 0 ORDER BY e.next_attempt_at DESC, e.id DESC LIMIT 1) \
      FROM uploads WHERE bucket = $1 AND done = FALSE";
@@ -279,10 +280,11 @@ impl Catalog {
 
     /// What is left to upload to `bucket`.
     pub async fn upload_backlog(&self, bucket: &str) -> Result<UploadBacklog> {
-        let (pending, failing, oldest_created_at, last_error): (
+        let (pending, failing, oldest_created_at, bytes, last_error): (
             i64,
             i64,
             Option<i64>,
+            i64,
             Option<String>,
         ) = on_pool!(self, |pool| sqlx::query_as(SELECT_BACKLOG)
             .bind(bucket)
@@ -292,6 +294,7 @@ impl Catalog {
         Ok(UploadBacklog {
             pending: u64::try_from(pending).unwrap_or(0),
             failing: u64::try_from(failing).unwrap_or(0),
+            bytes: u64::try_from(bytes).unwrap_or(0),
             oldest_created_at,
             last_error,
         })

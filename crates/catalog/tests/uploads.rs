@@ -312,6 +312,8 @@ async fn failures_are_counted_and_shown_in_the_backlog() {
             UploadBacklog {
                 pending: 2,
                 failing: 2,
+                // Two files of new_upload's 4096 bytes.
+                bytes: 8_192,
                 oldest_created_at: Some(created),
                 last_error: Some("403 Forbidden".into()),
             },

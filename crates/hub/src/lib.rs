@@ -11,10 +11,13 @@
 
 mod gop;
 mod key;
+pub mod metrics;
 mod registry;
 mod subscription;
 
 pub use gop::GopCache;
 pub use key::{NameError, StreamKey, validate_domain, validate_name};
-pub use registry::{Hub, HubConfig, HubError, Lifecycle, PublishInfo, PublishReady, Publisher};
+pub use registry::{
+    Hub, HubConfig, HubError, HubStats, Lifecycle, PublishInfo, PublishReady, Publisher,
+};
 pub use subscription::{Delivered, HubEvent, SlowPolicy, SubscribeOptions, Subscription};

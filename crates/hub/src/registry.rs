@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::gop::{DEFAULT_GOP_CACHE_BYTES, GopCache};
 use crate::key::StreamKey;
-use crate::subscription::{HubEvent, SubscribeOptions, SubscriberShared, Subscription};
+use crate::subscription::{HubEvent, SlowPolicy, SubscribeOptions, SubscriberShared, Subscription};
 
 /// Longest wait for the recorder to handle a publish announcement before frames flow anyway.
 pub const PUBLISH_READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -27,6 +27,10 @@ pub const DEFAULT_STALE_PUBLISHER_AFTER: Duration = Duration::from_secs(5);
 pub struct HubConfig {
     pub gop_cache_bytes: usize,
     pub stale_publisher_after: Duration,
+    /// Whether this hub's streams count in the process's metrics (`liverec_ingest_bytes_total`,
+    /// dropped frames). Off for a hub whose frames are relayed into another one (lazy pulls),
+    /// so nothing is counted twice.
+    pub metrics: bool,
 }
 
 impl Default for HubConfig {
@@ -34,6 +38,7 @@ impl Default for HubConfig {
         Self {
             gop_cache_bytes: DEFAULT_GOP_CACHE_BYTES,
             stale_publisher_after: DEFAULT_STALE_PUBLISHER_AFTER,
+            metrics: true,
         }
     }
 }
@@ -101,6 +106,9 @@ pub struct PublishReady(#[allow(dead_code)] oneshot::Sender<()>);
 pub(crate) struct StreamShared {
     pub(crate) info: Arc<PublishInfo>,
     state: Mutex<StreamState>,
+    /// `liverec_ingest_bytes_total` of this stream (a no-op counter when the hub is not counted).
+    bytes_in: metrics::Counter,
+    counted: bool,
 }
 
 struct StreamState {
@@ -217,7 +225,15 @@ impl Hub {
                 runtime: tokio::runtime::Handle::try_current().ok(),
                 video_kbps: AtomicU32::new(0),
             });
+            let counted = self.inner.config.metrics;
+            let bytes_in = if counted {
+                metrics::counter!(crate::metrics::INGEST_BYTES, key.labels().to_vec())
+            } else {
+                metrics::Counter::noop()
+            };
             let stream = Arc::new(StreamShared {
+                bytes_in,
+                counted,
                 info,
                 state: Mutex::new(StreamState {
                     tracks: Tracks::default(),
@@ -281,7 +297,7 @@ impl Hub {
     pub fn subscribe(&self, key: &StreamKey, opts: SubscribeOptions) -> Option<Subscription> {
         let stream = self.streams().get(key).cloned()?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (shared, rx) = SubscriberShared::new(id, &opts);
+        let (shared, rx) = SubscriberShared::new(id, &opts, stream.counted);
         {
             let mut state = stream.state();
             if state.ended {
@@ -312,6 +328,50 @@ impl Hub {
             .collect()
     }
 
+    /// What the hub holds now, for metrics and the dashboard: walks every stream (cheap; once
+    /// per scrape, never per frame).
+    pub fn stats(&self) -> HubStats {
+        let streams: Vec<_> = self.streams().values().cloned().collect();
+        let mut stats = HubStats {
+            streams: streams.len() as u64,
+            ..HubStats::default()
+        };
+        for stream in streams {
+            let state = stream.state();
+            for sub in state.subscribers.iter() {
+                let queued = sub.queued_bytes();
+                match sub.policy() {
+                    SlowPolicy::Skip => {
+                        stats.viewers += 1;
+                        stats.viewer_queue_bytes += queued;
+                    }
+                    SlowPolicy::Block { .. } => {
+                        stats.recorder_queue_bytes += queued;
+                        stats.recorder_queue_bytes_max = stats.recorder_queue_bytes_max.max(queued);
+                    }
+                }
+            }
+        }
+        stats
+    }
+
+    /// Viewers (subscribers that skip when slow: players and relays) of each live stream.
+    pub fn viewers(&self) -> HashMap<StreamKey, u64> {
+        let streams: Vec<_> = self.streams().values().cloned().collect();
+        streams
+            .into_iter()
+            .map(|s| {
+                let viewers = s
+                    .state()
+                    .subscribers
+                    .iter()
+                    .filter(|sub| sub.policy() == SlowPolicy::Skip)
+                    .count() as u64;
+                (s.info.key.clone(), viewers)
+            })
+            .collect()
+    }
+
     pub fn is_publishing(&self, key: &StreamKey) -> bool {
         self.streams().contains_key(key)
     }
@@ -325,6 +385,21 @@ impl Hub {
             streams.remove(&stream.info.key);
         }
     }
+}
+
+/// A snapshot of the hub ([`Hub::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HubStats {
+    /// Live publish sessions.
+    pub streams: u64,
+    /// Subscribers that skip when slow (viewers, relays of lazy pulls).
+    pub viewers: u64,
+    /// Bytes waiting in recorders' queues (payload plus per-frame overhead), all streams.
+    pub recorder_queue_bytes: u64,
+    /// The fullest recorder queue.
+    pub recorder_queue_bytes_max: u64,
+    /// Bytes waiting in viewers' queues, all streams.
+    pub viewer_queue_bytes: u64,
 }
 
 /// The publishing side of one session. Ending it (or dropping it) ends the session.
@@ -384,6 +459,7 @@ impl Publisher {
         data: Bytes,
     ) -> bool {
         let dts = self.normalizer.normalize(track, raw_timestamp);
+        self.stream.bytes_in.increment(data.len() as u64);
         let frame = Frame {
             track,
             dts,

@@ -79,12 +79,15 @@ pub(crate) struct SubscriberShared {
     skipping: AtomicBool,
     dropped: AtomicU64,
     dropped_total: AtomicU64,
+    /// `liverec_dropped_frames_total` for this kind of subscriber.
+    dropped_counter: metrics::Counter,
 }
 
 impl SubscriberShared {
     pub(crate) fn new(
         id: u64,
         opts: &SubscribeOptions,
+        counted: bool,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<HubEvent>) {
         // The queue's bound is its byte budget (a semaphore), so the channel itself needs none.
         let (tx, rx) = mpsc::unbounded_channel();
@@ -98,6 +101,15 @@ impl SubscriberShared {
             skipping: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
             dropped_total: AtomicU64::new(0),
+            dropped_counter: if counted {
+                let subscriber = match opts.policy {
+                    SlowPolicy::Block { .. } => "recorder",
+                    SlowPolicy::Skip => "viewer",
+                };
+                metrics::counter!(crate::metrics::DROPPED_FRAMES, "subscriber" => subscriber)
+            } else {
+                metrics::Counter::noop()
+            },
         });
         (shared, rx)
     }
@@ -125,6 +137,17 @@ impl SubscriberShared {
     fn drop_frame(&self) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
         self.dropped_total.fetch_add(1, Ordering::Relaxed);
+        self.dropped_counter.increment(1);
+    }
+
+    pub(crate) fn policy(&self) -> SlowPolicy {
+        self.policy
+    }
+
+    /// Bytes of frames handed over but not yet taken (their queue budget in use).
+    pub(crate) fn queued_bytes(&self) -> u64 {
+        self.queue_bytes
+            .saturating_sub(self.budget.available_permits()) as u64
     }
 
     fn send_frame(&self, seq: u64, frame: &Frame, arrived: Instant, permit: OwnedSemaphorePermit) {

@@ -253,6 +253,12 @@ impl Ingest {
     }
 }
 
+/// Counts a publish refused by the ingest gate (`liverec_publishes_refused_total{reason}`).
+fn refused(reason: &'static str, refusal: Refusal) -> Refusal {
+    liverec_rtmp::metrics::publish_refused(reason);
+    refusal
+}
+
 impl SessionHandler for Ingest {
     type Play = RtmpViewer;
 
@@ -285,17 +291,18 @@ impl SessionHandler for Ingest {
             .domains
             .decide(&self.auth.catalog, vhost_of(&req.query), host)
             .await;
-        validate_domain(&domain).map_err(|e| Refusal::bad_name(e.to_string()))?;
+        let bad_name =
+            |e: liverec_hub::NameError| refused("bad_name", Refusal::bad_name(e.to_string()));
+        validate_domain(&domain).map_err(bad_name)?;
         if self.domains.strict && !self.domains.is_declared(&domain) {
             tracing::warn!(%domain, peer = %req.peer, "publish refused: domain is not declared (strict_domains)");
-            return Err(Refusal::new(
-                Refusal::DENIED,
-                format!("domain {domain} is not declared"),
+            return Err(refused(
+                "unknown_domain",
+                Refusal::new(Refusal::DENIED, format!("domain {domain} is not declared")),
             ));
         }
-        validate_name("app name", &req.app).map_err(|e| Refusal::bad_name(e.to_string()))?;
-        validate_name("stream name", &req.stream_name)
-            .map_err(|e| Refusal::bad_name(e.to_string()))?;
+        validate_name("app name", &req.app).map_err(bad_name)?;
+        validate_name("stream name", &req.stream_name).map_err(bad_name)?;
         match self.auth.keys(&domain).await {
             Ok(None) => {}
             Ok(Some(keys)) => {
@@ -311,12 +318,18 @@ impl SessionHandler for Ingest {
                 ) {
                     tracing::warn!(%domain, app = %req.app, stream = %req.stream_name, peer = %req.peer,
                         reason = %refusal, "publish refused: URL signing");
-                    return Err(Refusal::new(Refusal::REJECTED, refusal.to_string()));
+                    return Err(refused(
+                        "url_signature",
+                        Refusal::new(Refusal::REJECTED, refusal.to_string()),
+                    ));
                 }
             }
             Err(reason) => {
                 tracing::warn!(%domain, peer = %req.peer, %reason, "publish refused: URL signing cannot be checked now");
-                return Err(Refusal::new(Refusal::FAILED, reason));
+                return Err(refused(
+                    "url_signature_unavailable",
+                    Refusal::new(Refusal::FAILED, reason),
+                ));
             }
         }
         let key = StreamKey {
@@ -327,9 +340,12 @@ impl SessionHandler for Ingest {
         if let Some(until) = self.auth.forbidden_until(&key).await {
             let until = liverec_api::actions::format_unix_ms(until);
             tracing::warn!(stream = %key, peer = %req.peer, %until, "publish refused: the stream is forbidden");
-            return Err(Refusal::new(
-                Refusal::REJECTED,
-                format!("stream {key} is forbidden until {until}"),
+            return Err(refused(
+                "forbidden",
+                Refusal::new(
+                    Refusal::REJECTED,
+                    format!("stream {key} is forbidden until {until}"),
+                ),
             ));
         }
         match self
@@ -339,6 +355,7 @@ impl SessionHandler for Ingest {
         {
             Ok(publisher) => {
                 tracing::info!(stream = %key, peer = %req.peer, "publish started");
+                metrics::counter!(liverec_rtmp::metrics::PUBLISHES).increment(1);
                 let publish_id = crate::publishes::new_publish_id();
                 let note = PublishNote::Started {
                     key: key.clone(),
@@ -356,11 +373,15 @@ impl SessionHandler for Ingest {
             }
             Err(HubError::AlreadyPublishing(key)) => {
                 tracing::warn!(stream = %key, peer = %req.peer, "publish refused: stream is already being published");
-                Err(Refusal::bad_name(format!(
-                    "stream {key} is already being published"
-                )))
+                Err(refused(
+                    "already_publishing",
+                    Refusal::bad_name(format!("stream {key} is already being published")),
+                ))
             }
-            Err(HubError::Closed) => Err(Refusal::new(Refusal::FAILED, "server is shutting down")),
+            Err(HubError::Closed) => Err(refused(
+                "shutting_down",
+                Refusal::new(Refusal::FAILED, "server is shutting down"),
+            )),
         }
     }
 

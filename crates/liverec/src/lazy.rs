@@ -84,7 +84,14 @@ impl LazyPulls {
         tokio::spawn(async move { while events.recv().await.is_some() {} });
         Arc::new(Self {
             hub,
-            pull_hub: Hub::new(HubConfig::default(), lifecycle),
+            // Counted once, in the main hub, when relayed there.
+            pull_hub: Hub::new(
+                HubConfig {
+                    metrics: false,
+                    ..HubConfig::default()
+                },
+                lifecycle,
+            ),
             catalog,
             grace,
             shutdown,

@@ -10,6 +10,7 @@ mod scheduled;
 mod serve;
 mod settings;
 mod storage;
+mod telemetry;
 mod viewers;
 mod workers;
 
@@ -17,11 +18,19 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(version, about = "Self-hosted live-stream recording server")]
 struct Cli {
+    /// Log lines as text (default) or one JSON object per line.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "LIVEREC_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: telemetry::LogFormat,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -98,13 +107,7 @@ enum KeysAction {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("LIVEREC_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    telemetry::init_logs(cli.log_format);
     match cli.command {
         Cmd::Serve {
             config,

@@ -236,6 +236,7 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
         )
     })?;
     let _data_dir_lock = lock_data_dir(&settings.data_dir)?;
+    let metrics = crate::telemetry::install_metrics()?;
     let record_config = settings.record_config()?;
     match &record_config {
         Some(c) => {
@@ -316,6 +317,7 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
         HubConfig {
             gop_cache_bytes: settings.hub.gop_cache_bytes,
             stale_publisher_after: idle_timeout,
+            metrics: true,
         },
         lifecycle_tx,
     );
@@ -422,6 +424,7 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
         index_waiting,
         http: http_counters.clone(),
         viewers: viewers.clone(),
+        metrics: Some(metrics),
     });
     tracing::info!(addr = %api_listener.local_addr()?, "api listening");
     let api_cancel = CancellationToken::new();

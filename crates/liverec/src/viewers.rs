@@ -101,6 +101,16 @@ impl Viewers for PlayGate {
         &'a self,
         req: &'a PlayRequest,
     ) -> Pin<Box<dyn Future<Output = Result<Viewer, PlayError>> + Send + 'a>> {
-        Box::pin(self.open_viewer(req))
+        Box::pin(async move {
+            let opened = self.open_viewer(req).await;
+            if let Err(err) = &opened {
+                liverec_rtmp::metrics::play_refused(match err {
+                    PlayError::NotFound(_) => "not_found",
+                    PlayError::Forbidden(_) => "forbidden",
+                    PlayError::Unavailable(_) => "unavailable",
+                });
+            }
+            opened
+        })
     }
 }

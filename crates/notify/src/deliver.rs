@@ -217,6 +217,17 @@ impl Dispatcher {
             }
         };
         let url = redacted(&row.url);
+        let event = row.event.clone();
+        if !attempted.delivered {
+            metrics::counter!(crate::metrics::CALLBACK_ATTEMPTS_FAILED, "event" => event.clone())
+                .increment(1);
+        }
+        let counter = match outcome {
+            AttemptOutcome::Delivered => crate::metrics::CALLBACKS_SENT,
+            AttemptOutcome::GiveUp => crate::metrics::CALLBACKS_GIVEN_UP,
+            AttemptOutcome::RetryAt(_) => crate::metrics::CALLBACKS_RETRIED,
+        };
+        metrics::counter!(counter, "event" => event).increment(1);
         match outcome {
             AttemptOutcome::Delivered => {
                 tracing::debug!(event_id = %row.event_id, event = %row.event, url, attempt = failures, "callback delivered")

@@ -9,6 +9,7 @@
 
 pub mod deliver;
 pub mod events;
+pub mod metrics;
 pub mod on_demand;
 pub mod schedule;
 pub mod sign;

@@ -78,6 +78,33 @@ pub struct Viewer {
     /// Dropped with the viewer: how whoever opened it learns it left (a pull counts its
     /// viewers so).
     _guard: Option<Box<dyn Send + Sync>>,
+    _counted: Counted,
+}
+
+/// Gauge: viewers connected, RTMP and HTTP-FLV, of published and pulled streams.
+pub const VIEWERS_METRIC: &str = "liverec_viewers";
+
+pub fn describe_metrics() {
+    metrics::describe_gauge!(
+        VIEWERS_METRIC,
+        "Viewers connected (RTMP play and HTTP-FLV), of published and pulled streams."
+    );
+}
+
+/// One viewer in [`VIEWERS_METRIC`] while it lives.
+struct Counted;
+
+impl Counted {
+    fn new() -> Self {
+        metrics::gauge!(VIEWERS_METRIC).increment(1.0);
+        Counted
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        metrics::gauge!(VIEWERS_METRIC).decrement(1.0);
+    }
 }
 
 impl Viewer {
@@ -91,6 +118,7 @@ impl Viewer {
             ended: None,
             unusable: 0,
             _guard: None,
+            _counted: Counted::new(),
         })
     }
 

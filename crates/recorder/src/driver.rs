@@ -327,8 +327,13 @@ impl Driver {
             }
             Some(HubEvent::Gap { dropped }) => {
                 self.gaps += dropped;
-                tracing::warn!(stream = %self.key, dropped, total = self.gaps,
-                    "recorder fell behind (storage too slow): frames skipped up to the next keyframe");
+                metrics::counter!(crate::metrics::RECORDING_GAPS, "cause" => "slow_recorder")
+                    .increment(1);
+                tracing::warn!(
+                    dropped,
+                    total = self.gaps,
+                    "recorder fell behind (storage too slow): frames skipped up to the next keyframe"
+                );
                 if self.machine.state() == crate::machine::State::Recording {
                     let description = format!(
                         "{dropped} frames skipped (the recorder fell behind; {} in all on this stream)",
@@ -373,7 +378,7 @@ impl Driver {
             codec: self.tracks.video.as_ref().map(|v| v.codec),
             video_kbps: info.map_or(0, |i| i.video_kbps.load(Ordering::Relaxed)),
         };
-        tracing::debug!(stream = %self.key, codec = ?asked.codec, vbitrate = asked.video_kbps, "asking whether to record");
+        tracing::debug!(codec = ?asked.codec, vbitrate = asked.video_kbps, "asking whether to record");
         question.held = Some(first);
         question.answer = Some(Box::pin(tokio::time::timeout(
             self.deps.on_demand_timeout,
@@ -394,20 +399,20 @@ impl Driver {
         };
         let record = match answer {
             Ok(Ok(RecordAnswer::Record(formats))) => {
-                tracing::info!(stream = %self.key, formats = ?formats.formats, "on-demand answer: record");
+                tracing::info!(formats = ?formats.formats, "on-demand answer: record");
                 self.session_formats = Some(formats);
                 true
             }
             Ok(Ok(RecordAnswer::Skip)) => {
-                tracing::info!(stream = %self.key, "on-demand answer: do not record");
+                tracing::info!("on-demand answer: do not record");
                 false
             }
             Ok(Err(err)) => {
-                tracing::warn!(stream = %self.key, %err, "on-demand question failed; recording anyway");
+                tracing::warn!(%err, "on-demand question failed; recording anyway");
                 true
             }
             Err(_) => {
-                tracing::warn!(stream = %self.key, timeout = ?self.deps.on_demand_timeout,
+                tracing::warn!(timeout = ?self.deps.on_demand_timeout,
                     "on-demand URL did not answer in time; recording anyway");
                 true
             }
@@ -495,7 +500,8 @@ impl Driver {
                     }
                     None => Vec::new(),
                 };
-                tracing::info!(stream = %self.key, recording = id, formats = outputs.len(), "recording started");
+                tracing::info!(recording = id, formats = outputs.len(), "recording started");
+                metrics::gauge!(crate::metrics::RECORDINGS_OPEN).increment(1);
                 self.recording = Some(ActiveRecording {
                     id,
                     outputs,
@@ -532,15 +538,22 @@ impl Driver {
                     }
                 }
                 if let Some(description) = failure {
+                    metrics::counter!(crate::metrics::RECORDING_GAPS, "cause" => "write_error")
+                        .increment(1);
                     self.announce_error(description);
                 }
             }
             Action::Finalize { id } => {
                 if let Some(mut rec) = self.recording.take() {
+                    metrics::gauge!(crate::metrics::RECORDINGS_OPEN).decrement(1);
                     if rec.id != id {
-                        tracing::error!(stream = %self.key, expected = id, open = rec.id, "finalizing an unexpected recording");
+                        tracing::error!(
+                            expected = id,
+                            open = rec.id,
+                            "finalizing an unexpected recording"
+                        );
                     }
-                    tracing::info!(stream = %self.key, recording = rec.id, "recording ends; generating files");
+                    tracing::info!(recording = rec.id, "recording ends; generating files");
                     for output in &mut rec.outputs {
                         output.close();
                     }

@@ -9,6 +9,7 @@ pub mod driver;
 pub mod hooks;
 pub mod journal;
 pub mod machine;
+pub mod metrics;
 pub mod output;
 pub mod recovery;
 pub mod spool;

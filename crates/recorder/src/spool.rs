@@ -171,6 +171,7 @@ impl SpoolFile {
         self.file = Some(file);
         let n = result.inspect_err(|_| self.lost_data = true)?;
         self.written += n;
+        metrics::counter!(crate::metrics::BYTES_WRITTEN).increment(n);
         Ok(n)
     }
 
@@ -188,6 +189,7 @@ impl SpoolFile {
             Ok(n)
         })
         .await?;
+        metrics::counter!(crate::metrics::FILES_WRITTEN).increment(1);
         Ok((self.path.clone(), self.written))
     }
 

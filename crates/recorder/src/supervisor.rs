@@ -128,7 +128,11 @@ impl Supervisor {
             }
             let (inbox, rx) = mpsc::unbounded_channel();
             let driver = Driver::new(key.clone(), self.deps.clone());
-            let run = driver.run(rx, self.dormant_tx.clone());
+            // Every line the recorder logs, or its tasks, names the stream.
+            let run = tracing::Instrument::instrument(
+                driver.run(rx, self.dormant_tx.clone()),
+                tracing::info_span!("recorder", stream = %key),
+            );
             match &runtime {
                 Some(runtime) => self.tasks.spawn_on(run, runtime),
                 None => self.tasks.spawn(run),

@@ -358,6 +358,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                     }
                 }
                 SessionEvent::PublishRequested(req) => {
+                    name_stream_in_span(&req.app, &req.stream_name);
                     // Replies so far (createStream …) go out before a possibly slow decision.
                     self.flush().await?;
                     if !self.take_publisher_place() {
@@ -367,6 +368,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                         );
                         tracing::warn!(stream = %clipped(&req.stream_name), max = self.limits.max_connections,
                             "publish refused: the server has max_publishers publishers");
+                        crate::metrics::publish_refused("max_publishers");
                         self.session.refuse_publish(&refusal);
                         self.flush().await?;
                         continue;
@@ -414,10 +416,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
                     }
                 }
                 SessionEvent::PlayRequested(req) => {
+                    name_stream_in_span(&req.app, &req.stream_name);
                     self.flush().await?;
                     if !self.take_viewer_place() {
                         tracing::warn!(stream = %clipped(&req.stream_name), max = self.limits.max_viewers,
                             "play refused: the server has max_viewers viewers");
+                        crate::metrics::play_refused("max_viewers");
                         self.session.refuse_play(&Refusal::new(
                             Refusal::PLAY_FAILED,
                             "the server has max_viewers viewers",
@@ -582,6 +586,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             out.clear();
         }
     }
+}
+
+/// Records `{app}/{stream}` (clipped) in the connection's `rtmp` span (listener.rs).
+fn name_stream_in_span(app: &str, stream: &str) {
+    tracing::Span::current().record(
+        "stream",
+        tracing::field::display(format_args!("{}/{}", clipped(app), clipped(stream))),
+    );
 }
 
 #[cfg(test)]

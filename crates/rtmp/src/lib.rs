@@ -56,6 +56,7 @@ mod limits;
 mod listener;
 pub mod logsafe;
 pub mod message;
+pub mod metrics;
 mod pace;
 pub mod session;
 

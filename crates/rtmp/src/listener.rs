@@ -196,7 +196,9 @@ pub async fn serve_on<F, H>(
             };
             log_end(&result);
         }
-        .instrument(info_span!("rtmp", %peer));
+        // `stream` is filled in once the peer asks to publish or play (conn.rs), so every
+        // later line of the connection names its stream.
+        .instrument(info_span!("rtmp", %peer, stream = tracing::field::Empty));
         match worker {
             Some(worker) => tracker.spawn_on(task, worker),
             None => tracker.spawn(task),

@@ -168,6 +168,10 @@ pub struct Backlog {
     pub pending: u64,
     /// Of those, the ones that failed at least once.
     pub failing: u64,
+    /// Bytes of the pending uploads.
+    pub bytes: u64,
+    /// Unix milliseconds: when the oldest pending upload was handed over.
+    pub oldest_created_at: Option<i64>,
 }
 
 /// Reads a whole (small) object into memory: playlists, init segments.

@@ -556,6 +556,8 @@ impl Target for S3Target {
         Ok(Backlog {
             pending: backlog.pending,
             failing: backlog.failing,
+            bytes: backlog.bytes,
+            oldest_created_at: backlog.oldest_created_at,
         })
     }
 }

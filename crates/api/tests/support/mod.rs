@@ -135,6 +135,7 @@ pub async fn start_with(settings: ApiSettings) -> TestApi {
         index_waiting: Default::default(),
         http: Default::default(),
         viewers: Arc::new(LiveOnDefaultDomain(hub.clone())),
+        metrics: None,
     });
     TestApi {
         router: liverec_api::router(state),

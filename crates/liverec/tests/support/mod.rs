@@ -318,11 +318,17 @@ impl Drop for Server {
     }
 }
 
-/// The value of `name=value` in a log line.
-pub fn log_field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+/// The value of `name=value` in a text log line, or of the top-level string `"name"` in a
+/// JSON one (`--log-format json`).
+pub fn log_field(line: &str, name: &str) -> Option<String> {
+    if line.starts_with('{') {
+        let event: serde_json::Value = serde_json::from_str(line).ok()?;
+        return event[name].as_str().map(str::to_owned);
+    }
     line.split(&format!("{name}="))
         .nth(1)
         .and_then(|s| s.split_whitespace().next())
+        .map(str::to_owned)
 }
 
 fn collect(dir: &Path, extension: &str, out: &mut Vec<PathBuf>) {

@@ -175,6 +175,8 @@ impl FileOutput {
             let length = dts - open.fragment_start;
             if length >= FRAGMENT_MS || (input.starts_gop && length >= MIN_FRAGMENT_MS) {
                 m.flush_fragment(&mut open.spool)?;
+                metrics::counter!(crate::metrics::FRAGMENTS_FLUSHED, "format" => "mp4")
+                    .increment(1);
                 open.fragment_start = dts;
                 // A whole fragment is queued by reference: write it now, so the frames it
                 // holds are released (the spool's 1 s flush is for the small writes between).

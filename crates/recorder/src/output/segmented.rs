@@ -249,6 +249,8 @@ impl SegmentedOutput {
                 if cut {
                     if let Some(seg) = &mut open.segment {
                         m.flush_fragment(seg.buf_mut())?;
+                        metrics::counter!(crate::metrics::FRAGMENTS_FLUSHED, "format" => "cmaf")
+                            .increment(1);
                     }
                     open.fragment_start = dts;
                     close_segment(&self.ctx, open, dts).await?;
@@ -256,6 +258,8 @@ impl SegmentedOutput {
                     && let Some(seg) = &mut open.segment
                 {
                     m.flush_fragment(seg.buf_mut())?;
+                    metrics::counter!(crate::metrics::FRAGMENTS_FLUSHED, "format" => "cmaf")
+                        .increment(1);
                     open.fragment_start = dts;
                 }
                 if open.segment.is_none() {
