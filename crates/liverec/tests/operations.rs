@@ -18,7 +18,7 @@ const T: Duration = Duration::from_secs(60);
 const DOMAIN: &str = "live.liverec.local";
 /// MP4 files of 3 s and HLS/CMAF segments, a 1 s DelayTime, quick callback retries.
 const CONFIG: &str = "[record]\ndelay_secs = 1\nformats = [{ format = \"mp4\", cycle_secs = 3 }, \
-     { format = \"cmaf\" }]\n[notify]\nretry_max_interval_secs = 1\n";
+     { format = \"cmaf\" }]\n[notify]\nretry_max_interval_secs = 1\n[buckets.archive]\n";
 
 struct Killed(Child);
 
@@ -274,6 +274,43 @@ fn metrics_move_while_a_stream_is_recorded_played_and_commanded() {
     assert_eq!(done.sum("liverec_callbacks_given_up_total", &[]), 0.0);
     assert_eq!(done.sum("liverec_streams_online", &[]), 1.0);
     assert_eq!(done.sum("liverec_dropped_frames_total", &[]), 0.0);
+
+    // A local bucket owes nothing, and says so.
+    for name in [
+        "liverec_upload_backlog",
+        "liverec_upload_backlog_bytes",
+        "liverec_upload_backlog_oldest_age_seconds",
+        "liverec_upload_failing",
+    ] {
+        assert!(done.has(name), "{name}: {}", done.text);
+        assert_eq!(done.sum(name, &[("bucket", "archive")]), 0.0, "{name}");
+    }
+
+    // The docs list every metric exported, and the Grafana dashboard uses only listed ones.
+    let operations = std::fs::read_to_string(repo_root().join("docs/OPERATIONS.md")).unwrap();
+    let documented = |name: &str| operations.contains(&format!("| `{name}` |"));
+    for line in done.text.lines() {
+        if let Some(name) = line
+            .strip_prefix("# TYPE ")
+            .and_then(|l| l.split(' ').next())
+        {
+            assert!(documented(name), "{name} is not in docs/OPERATIONS.md");
+        }
+    }
+    let dashboard =
+        std::fs::read_to_string(repo_root().join("docs/grafana-dashboard.json")).unwrap();
+    let mut used = 0;
+    for word in dashboard.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if word.starts_with("liverec_") || word.starts_with("process_") {
+            let name = word.strip_suffix("_bucket").unwrap_or(word);
+            assert!(
+                documented(name),
+                "the dashboard uses {name}, not in docs/OPERATIONS.md"
+            );
+            used += 1;
+        }
+    }
+    assert!(used > 20, "{used}");
 }
 
 #[test]
