@@ -27,12 +27,14 @@ pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
 pub const MAX_LOGGED_LEN: usize = 64;
 
 /// The router's state: the caller's [`ApiState`] plus what the API keeps for itself.
-struct Shared {
-    state: Arc<ApiState>,
+pub(crate) struct Shared {
+    pub(crate) state: Arc<ApiState>,
     throttle: Throttle,
-    keys: auth::KeyCache,
+    pub(crate) keys: auth::KeyCache,
     /// Unix ms of the last housekeeping.
     last_housekeeping: AtomicI64,
+    /// The dashboard's sessions.
+    pub(crate) ui: crate::ui::Sessions,
 }
 
 pub(crate) fn router(state: Arc<ApiState>) -> Router {
@@ -53,10 +55,12 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
         throttle,
         keys,
         last_housekeeping: AtomicI64::new(0),
+        ui: crate::ui::Sessions::default(),
     });
     Router::new()
         .fallback(handle)
-        .with_state(shared)
+        .with_state(shared.clone())
+        .merge(crate::ui::routes(shared))
         .merge(vod)
         .layer(CatchPanicLayer::custom(move |_| panic_response(&host_id)))
 }
@@ -255,6 +259,41 @@ async fn process(shared: &Shared, request: Request, trace: &mut Trace) -> Result
     verified.spend_nonce(&shared.state).await?;
     shared.housekeeping(now);
     actions::dispatch(action, &params, &shared.state).await
+}
+
+/// Runs an action for the dashboard (`POST /ui/api/action`): `body` holds the action's
+/// parameters form-encoded as for the OpenAPI; the session of `key_id` stands in for a
+/// signature. Throttled, answered (JSON) and logged like any API request.
+pub(crate) async fn ui_action(shared: &Shared, key_id: &str, body: &[u8]) -> Response {
+    let started = Instant::now();
+    let request_id = new_request_id();
+    let mut trace = Trace {
+        key_id: Some(key_id.to_owned()),
+        ..Trace::default()
+    };
+    let span = tracing::info_span!("api", request_id = %request_id);
+    let run = async {
+        let params = Params::parse(b"", Some(body), shared.state.settings.max_request_bytes)?;
+        let action_name = params
+            .optional("Action")
+            .filter(|a| !a.is_empty())
+            .ok_or(ApiError::Missing("Action"))?;
+        trace.action_name = Some(format!("{action_name} (dashboard)"));
+        let action = Action::from_name(action_name).ok_or(ApiError::UnknownAction)?;
+        trace.action = Some(action);
+        shared.throttle.check(key_id, action.name())?;
+        actions::dispatch(action, &params, &shared.state).await
+    };
+    let result = tracing::Instrument::instrument(run, span).await;
+    let response = ApiResponse {
+        format: Format::Json,
+        request_id,
+        host_id: shared.state.settings.host_id.clone(),
+        action: trace.action.map(Action::name),
+        result,
+    };
+    log(&response, &trace, started.elapsed());
+    response.into_response()
 }
 
 impl Shared {

@@ -23,6 +23,9 @@ mod handler;
 pub mod ingest_auth;
 mod live;
 pub mod metrics;
+pub mod ui;
+
+pub use ui::{RecentEvent, RecentEvents};
 pub mod params;
 pub mod response;
 pub mod server;
@@ -76,6 +79,8 @@ pub struct ApiSettings {
     pub allow_private_notify_hosts: bool,
     /// Time a request's body may take to arrive (`RequestTimeout` beyond).
     pub body_timeout: Duration,
+    /// How long a callback sent again from the dashboard is retried (`[notify] retry_hours`).
+    pub notify_retry_window: Duration,
 }
 
 impl Default for ApiSettings {
@@ -92,6 +97,7 @@ impl Default for ApiSettings {
             buckets: None,
             allow_private_notify_hosts: true,
             body_timeout: server::DEFAULT_BODY_TIMEOUT,
+            notify_retry_window: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -120,6 +126,8 @@ pub struct ApiState {
     pub viewers: Arc<dyn liverec_play::Viewers>,
     /// Renders `/metrics`: the process's installed Prometheus recorder (`None`: 503).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The log's recent warnings and errors, for the dashboard.
+    pub recent: Arc<RecentEvents>,
 }
 
 /// The API port's routes: `/vod/…` playback of recordings, `GET /metrics` (Prometheus text:

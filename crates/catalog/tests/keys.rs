@@ -247,6 +247,13 @@ async fn domains_are_ensured_idempotently() {
             f.label
         );
         assert!(!c.domain_exists("").await.unwrap(), "{}", f.label);
+        c.ensure_domain("a.example.com").await.unwrap();
+        assert_eq!(
+            c.domains().await.unwrap(),
+            ["a.example.com", "live.example.com"],
+            "{}",
+            f.label
+        );
         f.cleanup().await;
     }
 }

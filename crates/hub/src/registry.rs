@@ -73,6 +73,8 @@ pub struct PublishInfo {
     /// `videodatarate` of the publisher's onMetaData, kbit/s (0 until known): the on-demand
     /// question's `vbitrate`.
     pub video_kbps: AtomicU32,
+    /// Media payload bytes received so far (the dashboard's bitrate).
+    pub bytes_in: AtomicU64,
 }
 
 impl PublishInfo {
@@ -224,6 +226,7 @@ impl Hub {
                 stop_reason: std::sync::OnceLock::new(),
                 runtime: tokio::runtime::Handle::try_current().ok(),
                 video_kbps: AtomicU32::new(0),
+                bytes_in: AtomicU64::new(0),
             });
             let counted = self.inner.config.metrics;
             let bytes_in = if counted {
@@ -460,6 +463,10 @@ impl Publisher {
     ) -> bool {
         let dts = self.normalizer.normalize(track, raw_timestamp);
         self.stream.bytes_in.increment(data.len() as u64);
+        self.stream
+            .info
+            .bytes_in
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
         let frame = Frame {
             track,
             dts,

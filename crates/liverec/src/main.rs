@@ -107,7 +107,8 @@ enum KeysAction {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    telemetry::init_logs(cli.log_format);
+    let recent = std::sync::Arc::new(liverec_api::RecentEvents::default());
+    telemetry::init_logs(cli.log_format, recent.clone());
     match cli.command {
         Cmd::Serve {
             config,
@@ -131,7 +132,7 @@ fn main() -> anyhow::Result<()> {
                 let _runtime = runtime.enter();
                 shutdown_signal()
             };
-            runtime.block_on(serve::serve(settings, shutdown))
+            runtime.block_on(serve::serve(settings, recent, shutdown))
         }
         Cmd::Keys {
             config,

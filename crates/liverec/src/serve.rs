@@ -227,7 +227,13 @@ fn raise_open_file_limit(max_publishers: usize) {
     }
 }
 
-pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+/// Runs the server until `shutdown`; `recent` holds the log's recent warnings and errors (the
+/// dashboard shows them).
+pub async fn serve(
+    settings: Settings,
+    recent: Arc<liverec_api::RecentEvents>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     raise_open_file_limit(settings.ingest.max_publishers);
     std::fs::create_dir_all(&settings.data_dir).with_context(|| {
         format!(
@@ -353,6 +359,7 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
         ),
         on_demand_timeout,
         status: crate::notify::status_sink(&callbacks, &catalog, &background, &background_cancel),
+        board: Default::default(),
     };
     let shutdown_timeout = secs("shutdown_timeout_secs", settings.shutdown_timeout_secs)?;
     let recorder_cancel = CancellationToken::new();
@@ -425,6 +432,7 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
         http: http_counters.clone(),
         viewers: viewers.clone(),
         metrics: Some(metrics),
+        recent,
     });
     tracing::info!(addr = %api_listener.local_addr()?, "api listening");
     let api_cancel = CancellationToken::new();

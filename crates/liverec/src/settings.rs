@@ -514,6 +514,9 @@ impl Settings {
             // Checked by `load`.
             body_timeout: secs("api.body_timeout_secs", self.api.body_timeout_secs)
                 .unwrap_or(server::DEFAULT_BODY_TIMEOUT),
+            // Checked by `load`.
+            notify_retry_window: secs("notify.retry_hours", self.notify.retry_hours * 3600.0)
+                .unwrap_or(Duration::from_secs(24 * 3600)),
         }
     }
 

@@ -60,6 +60,8 @@ pub struct RecorderDeps {
     pub on_demand_timeout: Duration,
     /// Hears recordings start, pause, resume and lose data.
     pub status: Arc<dyn StatusSink>,
+    /// Where each recorder posts its state for the dashboard and `liverec status`.
+    pub board: crate::board::StatusBoard,
 }
 
 pub(crate) enum Inbox {
@@ -117,6 +119,8 @@ pub(crate) struct Driver {
     /// The on-demand answer's formats for the current publish session.
     session_formats: Option<SessionFormats>,
     question: Option<Question>,
+    /// What was last posted to the status board.
+    posted: Option<(crate::machine::State, Option<u64>)>,
 }
 
 /// The machine's config for a stream published with `publish` (its URL decides OnDemand = 2).
@@ -176,6 +180,7 @@ impl Driver {
             publish: None,
             session_formats: None,
             question: None,
+            posted: None,
         }
     }
 
@@ -233,6 +238,18 @@ impl Driver {
         }
         // Whatever is still open is finalized (shutdown, or the supervisor went away).
         self.step(Event::ShutdownRequested, None).await;
+        self.deps.board.remove(&self.key);
+    }
+
+    /// Posts the machine's state to the status board when it changed.
+    fn post_status(&mut self) {
+        let now = (self.machine.state(), self.recording.as_ref().map(|r| r.id));
+        if self.posted == Some(now) {
+            return;
+        }
+        self.posted = Some(now);
+        let status = crate::board::status_of(now.0, now.1, Instant::now(), SystemTime::now());
+        self.deps.board.post(&self.key, status);
     }
 
     /// Returns `true` when the recorder should stop.
@@ -468,6 +485,7 @@ impl Driver {
             self.act(action, frame).await;
         }
         self.actions = actions;
+        self.post_status();
         outcome
     }
 

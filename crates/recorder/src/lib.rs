@@ -4,6 +4,7 @@
 //! [`recovery`] finalizes what a crash left in a spool. [`hooks`] are what it asks (whether to
 //! record a publish) and tells (a recording started, paused, resumed, lost data) the server.
 
+pub mod board;
 pub mod config;
 pub mod driver;
 pub mod hooks;

@@ -23,9 +23,15 @@ pub struct RecorderGone;
 #[derive(Clone)]
 pub struct RecorderHandle {
     tx: mpsc::Sender<(StreamKey, Command, oneshot::Sender<CommandReply>)>,
+    board: crate::board::StatusBoard,
 }
 
 impl RecorderHandle {
+    /// What each stream's recorder is doing now.
+    pub fn board(&self) -> &crate::board::StatusBoard {
+        &self.board
+    }
+
     pub async fn command(
         &self,
         key: StreamKey,
@@ -66,6 +72,7 @@ impl Supervisor {
     ) -> (RecorderHandle, tokio::task::JoinHandle<()>) {
         let (tx, commands) = mpsc::channel(COMMAND_QUEUE);
         let (dormant_tx, dormant_rx) = mpsc::unbounded_channel();
+        let board = deps.board.clone();
         let supervisor = Supervisor {
             deps,
             recorders: HashMap::new(),
@@ -74,7 +81,7 @@ impl Supervisor {
         };
         let join =
             tokio::spawn(supervisor.run(lifecycle, commands, dormant_rx, cancel, shutdown_timeout));
-        (RecorderHandle { tx }, join)
+        (RecorderHandle { tx, board }, join)
     }
 
     async fn run(

@@ -98,6 +98,7 @@ fn rig() -> Rig {
         on_demand: Arc::new(AlwaysRecord),
         on_demand_timeout: Duration::from_secs(3),
         status: Arc::new(NoStatus),
+        board: Default::default(),
     };
     let cancel = CancellationToken::new();
     let (recorder, _join) =

@@ -162,7 +162,7 @@ pub trait Target: Send + Sync + fmt::Debug {
 }
 
 /// What a target still owes: files handed to [`Target::store`] that are not yet objects.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Backlog {
     /// Uploads waiting or retrying.
     pub pending: u64,
@@ -172,6 +172,8 @@ pub struct Backlog {
     pub bytes: u64,
     /// Unix milliseconds: when the oldest pending upload was handed over.
     pub oldest_created_at: Option<i64>,
+    /// Why the latest failed attempt failed.
+    pub last_error: Option<String>,
 }
 
 /// Reads a whole (small) object into memory: playlists, init segments.

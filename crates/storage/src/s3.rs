@@ -558,6 +558,7 @@ impl Target for S3Target {
             failing: backlog.failing,
             bytes: backlog.bytes,
             oldest_created_at: backlog.oldest_created_at,
+            last_error: backlog.last_error,
         })
     }
 }

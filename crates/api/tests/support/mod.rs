@@ -105,6 +105,7 @@ pub async fn start_with(settings: ApiSettings) -> TestApi {
         on_demand: Arc::new(AlwaysRecord),
         on_demand_timeout: Duration::from_secs(3),
         status: Arc::new(NoStatus),
+        board: Default::default(),
     };
     let cancel = CancellationToken::new();
     let (recorder, _join) =
@@ -136,6 +137,7 @@ pub async fn start_with(settings: ApiSettings) -> TestApi {
         http: Default::default(),
         viewers: Arc::new(LiveOnDefaultDomain(hub.clone())),
         metrics: None,
+        recent: Default::default(),
     });
     TestApi {
         router: liverec_api::router(state),
