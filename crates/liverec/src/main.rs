@@ -6,6 +6,7 @@ mod keys;
 mod lazy;
 mod notify;
 mod publishes;
+mod remote;
 mod scheduled;
 mod serve;
 mod settings;
@@ -14,6 +15,7 @@ mod telemetry;
 mod viewers;
 mod workers;
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -63,6 +65,19 @@ enum Cmd {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// What is live and recording on a running server (through its API port).
+    Status {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// Print the dashboard's overview as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recordings of a running server (through its API port).
+    Recordings {
+        #[command(subcommand)]
+        action: RecordingsAction,
+    },
     /// Record callbacks (in the configured database).
     Notify {
         /// TOML config file (for `data_dir` / `database_url` / `[notify]`).
@@ -73,6 +88,54 @@ enum Cmd {
         data_dir: Option<PathBuf>,
         #[command(subcommand)]
         action: NotifyAction,
+    },
+}
+
+/// How the CLI reaches a running server.
+#[derive(clap::Args)]
+struct RemoteArgs {
+    /// The server's API address.
+    #[arg(long, env = "LIVEREC_API_URL", default_value = "http://127.0.0.1:8080")]
+    api: String,
+    /// Access key id (default: the bootstrap key in the data directory).
+    #[arg(long, env = "LIVEREC_ACCESS_KEY_ID")]
+    key_id: Option<String>,
+    /// Access key secret.
+    #[arg(long, env = "LIVEREC_ACCESS_KEY_SECRET", hide_env_values = true)]
+    key_secret: Option<String>,
+    /// Where the server keeps `bootstrap-access-key`, when no key is given.
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
+}
+
+impl RemoteArgs {
+    async fn login(self) -> anyhow::Result<remote::Remote> {
+        let credentials = remote::Credentials::find(self.key_id, self.key_secret, &self.data_dir)?;
+        remote::Remote::login(&self.api, &credentials).await
+    }
+}
+
+#[derive(Subcommand)]
+enum RecordingsAction {
+    /// List one stream's recordings in a time range (default: the last 24 hours), oldest first.
+    List {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[arg(long, default_value = settings::DEFAULT_DOMAIN)]
+        domain: String,
+        #[arg(long, default_value = "live")]
+        app: String,
+        #[arg(long)]
+        stream: String,
+        /// Start of the range, e.g. 2026-12-08T00:00:00Z.
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the range (default: now).
+        #[arg(long)]
+        to: Option<String>,
+        /// Print the index rows as JSON (with their RecordUrl).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -149,6 +212,52 @@ fn main() -> anyhow::Result<()> {
                 keys::run(&catalog, command).await
             })
         }
+        Cmd::Status { remote, json } => block_on(async move {
+            let overview = remote.login().await?.overview().await?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &overview)?;
+                writeln!(out)?;
+            } else {
+                remote::write_status(&overview, &mut out)?;
+            }
+            Ok(())
+        }),
+        Cmd::Recordings {
+            action:
+                RecordingsAction::List {
+                    remote,
+                    domain,
+                    app,
+                    stream,
+                    from,
+                    to,
+                    json,
+                },
+        } => block_on(async move {
+            let to = match to {
+                Some(t) => remote::parse_time(&t)?,
+                None => remote::now_secs(),
+            };
+            let from = match from {
+                Some(t) => remote::parse_time(&t)?,
+                None => to - 24 * 3600,
+            };
+            anyhow::ensure!(from < to, "--from must be before --to");
+            let items = remote
+                .login()
+                .await?
+                .recordings(&domain.to_ascii_lowercase(), &app, &stream, from, to)
+                .await?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &items)?;
+                writeln!(out)?;
+            } else {
+                remote::write_recordings(&items, &mut out)?;
+            }
+            Ok(())
+        }),
         Cmd::Notify {
             config,
             data_dir,
@@ -169,6 +278,13 @@ fn main() -> anyhow::Result<()> {
             })
         }
     }
+}
+
+/// Runs a CLI command that talks to a running server.
+fn block_on(command: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")?
+        .block_on(command)
 }
 
 /// Runs a CLI command against the configured database.

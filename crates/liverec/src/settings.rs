@@ -14,6 +14,9 @@ use figment::providers::{Env, Format as _, Serialized, Toml};
 use liverec_recorder::{Format, FormatSpec, RecordConfig, RecordMode, config as rc};
 use serde::{Deserialize, Serialize};
 
+/// The domain of a publish that names none (`default_domain`).
+pub const DEFAULT_DOMAIN: &str = "live.liverec.local";
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -241,7 +244,7 @@ impl Default for Settings {
             rtmp_listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
             api_listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             database_url: None,
-            default_domain: "live.liverec.local".to_owned(),
+            default_domain: DEFAULT_DOMAIN.to_owned(),
             domains: Vec::new(),
             shutdown_timeout_secs: 10.0,
             ingest: IngestSettings {

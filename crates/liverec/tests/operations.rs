@@ -368,3 +368,145 @@ fn json_logs_name_the_stream_and_the_request() {
     assert_eq!(publish["level"], "INFO");
     assert!(publish["timestamp"].is_string());
 }
+
+/// Runs the liverec CLI; returns its exit status, stdout and stderr.
+fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_liverec"))
+        .args(args)
+        .env_remove("LIVEREC_ACCESS_KEY_ID")
+        .env_remove("LIVEREC_ACCESS_KEY_SECRET")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `liverec status` and `liverec recordings list` against a running server, with the bootstrap
+/// key it wrote (found through --data-dir), and a wrong key refused.
+#[test]
+fn the_cli_shows_what_is_live_and_lists_recordings() {
+    let server = Server::start("[record]\ndelay_secs = 1\nformats = [{ format = \"mp4\" }]\n");
+    let api = format!("http://{}", server.api_addr());
+    let data = server.data_dir();
+    let data = data.to_str().unwrap();
+    let publisher = Killed(publish_child(
+        Path::new("ffmpeg"),
+        &asset("h264_aac.flv"),
+        &server.url("live", "c"),
+        &["-stream_loop", "-1"],
+    ));
+    server.wait_for_lines(&["recording started", "/live/c"], 1, T);
+    let deadline = Instant::now() + T;
+    let status = loop {
+        let (ok, out, err) = cli(&["status", "--api", &api, "--data-dir", data]);
+        assert!(ok, "{err}");
+        if out.contains("H.264") {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "{out}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(&format!("{DOMAIN}/live/c ")))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(
+        line.contains("yes") && line.ends_with("recording #1"),
+        "{status}"
+    );
+    let (ok, json, _) = cli(&["status", "--api", &api, "--data-dir", data, "--json"]);
+    assert!(ok);
+    let overview: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(overview["streams"][0]["recorder"]["state"], "recording");
+
+    drop(publisher);
+    server.wait_for_lines(&["recording file complete", "/live/c"], 1, T);
+    let deadline = Instant::now() + T;
+    let listed = loop {
+        let (ok, out, err) = cli(&[
+            "recordings",
+            "list",
+            "--api",
+            &api,
+            "--data-dir",
+            data,
+            "--stream",
+            "c",
+        ]);
+        assert!(ok, "{err}");
+        if out.contains("mp4") {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "{out}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let lines: Vec<&str> = listed.lines().collect();
+    assert!(lines[0].starts_with("START"), "{listed}");
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(
+        lines[1].contains(" mp4 ") && lines[1].contains("live/c/"),
+        "{listed}"
+    );
+    let (ok, json, _) = cli(&[
+        "recordings",
+        "list",
+        "--api",
+        &api,
+        "--data-dir",
+        data,
+        "--stream",
+        "c",
+        "--json",
+    ]);
+    assert!(ok);
+    let items: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    assert_eq!(items.len(), 1);
+    assert!(items[0]["RecordUrl"].as_str().unwrap().contains("/vod/"));
+    // A range with nothing in it, and a range given backwards.
+    let (ok, out, _) = cli(&[
+        "recordings",
+        "list",
+        "--api",
+        &api,
+        "--data-dir",
+        data,
+        "--stream",
+        "c",
+        "--from",
+        "2020-01-01T00:00:00Z",
+        "--to",
+        "2020-01-02T00:00:00Z",
+    ]);
+    assert!(ok);
+    assert_eq!(out.trim(), "no recordings in this range");
+    let (ok, _, err) = cli(&[
+        "recordings",
+        "list",
+        "--api",
+        &api,
+        "--data-dir",
+        data,
+        "--stream",
+        "c",
+        "--from",
+        "2020-01-02T00:00:00Z",
+        "--to",
+        "2020-01-01T00:00:00Z",
+    ]);
+    assert!(!ok && err.contains("--from must be before --to"), "{err}");
+
+    let (ok, _, err) = cli(&[
+        "status",
+        "--api",
+        &api,
+        "--key-id",
+        "LTAInobody",
+        "--key-secret",
+        "nothing",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("refused (HTTP 401"), "{err}");
+}
