@@ -5,6 +5,7 @@ mod ingest;
 mod keys;
 mod lazy;
 mod notify;
+mod progress;
 mod publishes;
 mod remote;
 mod scheduled;

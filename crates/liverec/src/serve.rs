@@ -304,7 +304,9 @@ pub async fn serve(
 
     // Before anything records: finish what a crash left in the spools.
     let started = std::time::Instant::now();
-    let summary = liverec_recorder::recovery::recover_all(&storage).await;
+    let progress = crate::progress::RecoveryBar::new();
+    let summary = liverec_recorder::recovery::recover_all_with(&storage, &progress).await;
+    progress.finish();
     tracing::info!(
         recovered = summary.recovered,
         resumed = summary.resumed,

@@ -116,7 +116,9 @@ fn kill_9_while_recording_then_restart_recovers_every_format() {
         "the crash left spool files"
     );
 
-    let (mut server, rx) = start_until(&config, "rtmp ingest listening");
+    // Four recordings were open: one per format.
+    let (mut server, rx) = start_until(&config, "left by the previous run found=4");
+    wait_line(&rx, "rtmp ingest listening");
     drop(rx);
     let mut found = 0;
     // Two playlists: HLS (2 s TS segments, the last one torn) and CMAF, whose only segment

@@ -304,10 +304,33 @@ pub struct RecoverySummary {
     pub orphans: usize,
 }
 
+/// Hears how far [`recover_all_with`] got (a progress bar, periodic log lines).
+pub trait RecoveryProgress: Send + Sync {
+    /// `n` more unfinished recordings were found (one call per storage target with any).
+    fn found(&self, n: u64);
+    /// One of them was dealt with (recovered, or left with a logged reason).
+    fn finished(&self);
+}
+
+struct Silent;
+
+impl RecoveryProgress for Silent {
+    fn found(&self, _: u64) {}
+    fn finished(&self) {}
+}
+
 /// The start-up pass: for each target, delivers completions a crash cut short
 /// ([`Target::resume`]), finalizes every recording left in its spool (stored under its final
 /// name, indexed through the completion hook), then reconciles what is left.
 pub async fn recover_all(storage: &Storage) -> RecoverySummary {
+    recover_all_with(storage, &Silent).await
+}
+
+/// [`recover_all`], telling `progress` as it goes.
+pub async fn recover_all_with(
+    storage: &Storage,
+    progress: &dyn RecoveryProgress,
+) -> RecoverySummary {
     use futures_util::StreamExt;
     let mut summary = RecoverySummary::default();
     for target in storage.targets_with_spools() {
@@ -321,10 +344,17 @@ pub async fn recover_all(storage: &Storage) -> RecoverySummary {
         let Ok(sidecars) = blocking(move || Ok(find_sidecars(&dir))).await else {
             continue;
         };
+        if !sidecars.is_empty() {
+            progress.found(sidecars.len() as u64);
+        }
         let outcomes: Vec<bool> = futures_util::stream::iter(sidecars)
             .map(|spool_file| {
                 let target = target.clone();
-                async move { recover_logged(target.as_ref(), &spool_file).await }
+                async move {
+                    let recovered = recover_logged(target.as_ref(), &spool_file).await;
+                    progress.finished();
+                    recovered
+                }
             })
             .buffer_unordered(RECOVERY_CONCURRENCY)
             .collect()
