@@ -189,6 +189,27 @@ async function main() {
       });
     }
 
+    await step('a failed callback is sent again', async () => {
+      await page.click('nav button[data-tab="callbacks"]');
+      await page.selectOption('#callbacks-form select[name=domain]', domain);
+      await page.selectOption('#callbacks-form select[name=status]', 'failed');
+      // The receiver refuses every callback: wait until one has been tried and listed.
+      for (;;) {
+        await page.click('#callbacks-form button[type=submit]');
+        await page.waitForTimeout(500);
+        if (await page.$('#callbacks button[data-resend]')) break;
+        const error = await page.textContent('#action-error');
+        if (error) throw new Error(`the list failed: ${error}`);
+        if (Date.now() > deadline) throw new Error('no failed callback listed');
+      }
+      const eventId = await page.getAttribute('#callbacks button[data-resend]', 'data-resend');
+      await page.click(`#callbacks button[data-resend="${eventId}"]`);
+      await page.waitForFunction((id) => document.querySelector('#notice').textContent.includes(id), eventId);
+      const outbox = await page.textContent('#outbox');
+      await shot('callbacks');
+      return { eventId, outbox };
+    });
+
     await step('configs and health render', async () => {
       await page.click('nav button[data-tab="configs"]');
       await page.selectOption('#configs-form select[name=domain]', domain);

@@ -193,6 +193,10 @@ function renderHealth() {
   $('#uploads tbody').replaceChildren(...o.uploads.map((u) => el('tr', { 'data-bucket': u.bucket },
     el('td', {}, u.bucket), el('td', {}, u.pending), el('td', {}, u.failing), el('td', {}, fmtBytes(u.bytes)),
     el('td', {}, u.pending ? fmtSecs(u.oldest_age_secs) : '—'), el('td', { class: 'mono' }, u.last_error || ''))));
+  if (!o.uploads.length) {
+    $('#uploads tbody').append(el('tr', {}, el('td', { colspan: 6, class: 'hint' },
+      'No [buckets.NAME] section is configured: recordings are written to the local data directory.')));
+  }
   $('#recent').replaceChildren(...o.recent.slice().reverse().map((e) => el('li', {},
     el('span', { class: 'mono' }, new Date(e.at).toISOString().replace('T', ' ').slice(0, 19)), ' ',
     el('span', { class: `level ${e.level}` }, e.level), e.message, ' ', el('span', { class: 'mono hint' }, e.fields))));
@@ -348,7 +352,11 @@ async function listCallbacks() {
       el('td', {}, eventId && el('button', {
         type: 'button', 'data-resend': eventId,
         onclick: async () => {
-          try { await api('resend', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ event_id: eventId }) }); await listCallbacks(); } catch (err) { showError(err); }
+          try {
+            const r = await api('resend', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ event_id: eventId }) });
+            $('#notice').textContent = r.resent ? `Callback ${eventId} queued to be sent again.` : `Callback ${eventId} is no longer in the outbox.`;
+            await listCallbacks();
+          } catch (err) { showError(err); }
         },
       }, 'Resend')));
   }));

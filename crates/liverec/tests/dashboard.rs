@@ -11,6 +11,7 @@ mod support;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+use support::receiver::{Behaviour, Receiver};
 use support::*;
 
 const DOMAIN: &str = "live.liverec.local";
@@ -57,6 +58,21 @@ fn an_operator_logs_in_stops_a_recording_and_plays_it() {
     let shots = repo_root().join("target/test-artifacts/dashboard");
     let _ = std::fs::remove_dir_all(&shots);
     let (key_id, secret) = (api::KEY_ID, api::KEY_SECRET);
+    // Callbacks go to a receiver that refuses them all, so the Callbacks tab has a failed one
+    // to send again.
+    let receiver = Receiver::start(Behaviour {
+        fail_first: usize::MAX,
+        ..Behaviour::default()
+    });
+    api::ok(
+        server.api_addr(),
+        "AddLiveRecordNotifyConfig",
+        &[
+            ("DomainName", DOMAIN),
+            ("NotifyUrl", &receiver.url("/cb")),
+            ("NeedStatusNotify", "true"),
+        ],
+    );
     let output = Command::new("node")
         .arg(repo_root().join("tests/browser/dashboard.mjs"))
         .arg(format!("http://{}", server.api_addr()))
@@ -88,6 +104,7 @@ fn an_operator_logs_in_stops_a_recording_and_plays_it() {
         "recordings",
         "played-mp4",
         "played-m3u8",
+        "callbacks",
     ] {
         assert!(
             shots.join(format!("{shot}.png")).exists(),
@@ -103,4 +120,15 @@ fn an_operator_logs_in_stops_a_recording_and_plays_it() {
     // The secret is in no log line.
     assert!(!server.log_contains(secret));
     assert!(server.log_contains("dashboard login refused"));
+    let event_id = result["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|s| s["eventId"].as_str())
+        .unwrap();
+    server.wait_for_lines(
+        &["dashboard: callback queued again", event_id, "resent=1"],
+        1,
+        std::time::Duration::from_secs(5),
+    );
 }
