@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -39,7 +39,7 @@ pub const UI_HEADER: &str = "x-liverec-ui";
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Sessions kept at most; past it the oldest go first.
 const MAX_SESSIONS: usize = 10_000;
-/// Largest login body.
+/// Largest login or re-send body.
 const MAX_LOGIN_BYTES: usize = 4096;
 /// Longest wait for the database while building the overview.
 const DATABASE_WAIT: Duration = Duration::from_secs(2);
@@ -190,6 +190,27 @@ fn json_error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
 }
 
+/// Reads a dashboard request's body: at most `limit` bytes, within the API's body timeout (the
+/// same bounds as an OpenAPI request's).
+async fn read_body(shared: &Shared, body: Body, limit: usize) -> Result<Bytes, Response> {
+    match tokio::time::timeout(
+        shared.state.settings.body_timeout,
+        axum::body::to_bytes(body, limit),
+    )
+    .await
+    {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The request is too large.",
+        )),
+        Err(_) => Err(json_error(
+            StatusCode::REQUEST_TIMEOUT,
+            "The request body did not arrive in time.",
+        )),
+    }
+}
+
 fn session_token(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(header::COOKIE)
@@ -236,16 +257,17 @@ struct Login {
     access_key_secret: String,
 }
 
-async fn login(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn login(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
     if headers.get(UI_HEADER).is_none() {
         return json_error(
             StatusCode::FORBIDDEN,
             "Dashboard requests carry the X-Liverec-UI header.",
         );
     }
-    if body.len() > MAX_LOGIN_BYTES {
-        return json_error(StatusCode::PAYLOAD_TOO_LARGE, "The login is too large.");
-    }
+    let body = match read_body(&shared, body, MAX_LOGIN_BYTES).await {
+        Ok(b) => b,
+        Err(response) => return response,
+    };
     let Ok(login) = serde_json::from_slice::<Login>(&body) else {
         return json_error(
             StatusCode::BAD_REQUEST,
@@ -305,9 +327,13 @@ async fn logout(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
     response
 }
 
-async fn action(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn action(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
     let key_id = match authorize(&shared, &headers, true).await {
         Ok(k) => k,
+        Err(response) => return response,
+    };
+    let body = match read_body(&shared, body, shared.state.settings.max_request_bytes).await {
+        Ok(b) => b,
         Err(response) => return response,
     };
     crate::handler::ui_action(&shared, &key_id, &body).await
@@ -318,9 +344,13 @@ struct Resend {
     event_id: String,
 }
 
-async fn resend(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn resend(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
     let key_id = match authorize(&shared, &headers, true).await {
         Ok(k) => k,
+        Err(response) => return response,
+    };
+    let body = match read_body(&shared, body, MAX_LOGIN_BYTES).await {
+        Ok(b) => b,
         Err(response) => return response,
     };
     let Ok(resend) = serde_json::from_slice::<Resend>(&body) else {
