@@ -6,13 +6,25 @@
 //! plain HTTP/1.1 GET), reading everything, then prints one JSON line: per protocol, the
 //! viewers that connected, failed and stayed to the end, and the bytes and media messages each
 //! received (min, median, total).
+//!
+//! `liverec-loadgen publish --url rtmp://host:port/app --streams N --asset FILE.flv --seconds T`
+//! publishes N streams (`{prefix}0` …) by replaying a pre-encoded FLV asset in real time,
+//! looped with continuous timestamps (the asset is read once and shared; each publisher wakes
+//! every `--batch-ms` and sends the frames due in one write), then prints one JSON line with,
+//! per stream, the frames and bytes it sent, so a benchmark can count them in the recordings.
+
+mod asset;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::{Context, bail};
+use asset::Asset;
 use clap::{Parser, Subcommand};
 use liverec_rtmp::client::Client;
+use liverec_rtmp::handler::MediaKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -45,6 +57,39 @@ enum Commands {
         #[arg(long, default_value_t = 5.0)]
         ramp_seconds: f64,
     },
+    /// Many publishers replaying one FLV asset in real time.
+    Publish {
+        /// `rtmp://host:port/app`.
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        streams: usize,
+        /// Stream names are this plus the publisher's number.
+        #[arg(long, default_value = "s")]
+        prefix: String,
+        /// The FLV file replayed (looped) by every publisher.
+        #[arg(long)]
+        asset: std::path::PathBuf,
+        /// How long each publisher publishes, after the ramp.
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        /// Time over which the publishers connect (spread evenly).
+        #[arg(long, default_value_t = 10.0)]
+        ramp_seconds: f64,
+        /// How often a publisher wakes to send the frames that are due.
+        #[arg(long, default_value_t = 20)]
+        batch_ms: u64,
+    },
+}
+
+/// What one publisher sent.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+struct Sent {
+    video_frames: u64,
+    audio_frames: u64,
+    bytes: u64,
+    /// Milliseconds from the connect to the publish being accepted.
+    accept_ms: u64,
 }
 
 /// What one viewer got.
@@ -77,7 +122,159 @@ fn main() -> anyhow::Result<()> {
             Duration::from_secs_f64(seconds),
             Duration::from_secs_f64(ramp_seconds),
         )),
+        Commands::Publish {
+            url,
+            streams,
+            prefix,
+            asset,
+            seconds,
+            ramp_seconds,
+            batch_ms,
+        } => runtime.block_on(publish(PublishPlan {
+            url,
+            streams,
+            prefix,
+            asset,
+            publish_for: Duration::from_secs_f64(seconds),
+            ramp: Duration::from_secs_f64(ramp_seconds),
+            batch: Duration::from_millis(batch_ms.max(1)),
+        })),
     }
+}
+
+struct PublishPlan {
+    url: String,
+    streams: usize,
+    prefix: String,
+    asset: std::path::PathBuf,
+    publish_for: Duration,
+    ramp: Duration,
+    batch: Duration,
+}
+
+async fn publish(plan: PublishPlan) -> anyhow::Result<()> {
+    let data = tokio::fs::read(&plan.asset)
+        .await
+        .with_context(|| format!("cannot read {}", plan.asset.display()))?;
+    let asset = Asset::parse(data.into())?;
+    let (addr, app) = split_rtmp_app(&plan.url)?;
+    let tc_url = plan.url.trim_end_matches('/').to_owned();
+    let step = plan.ramp / u32::try_from(plan.streams.max(1)).unwrap_or(u32::MAX);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..plan.streams {
+        let at = start + step * u32::try_from(i).unwrap_or(u32::MAX);
+        let until = start + plan.ramp + plan.publish_for;
+        let (asset, app, tc_url) = (asset.clone(), app.clone(), tc_url.clone());
+        let name = format!("{}{i}", plan.prefix);
+        let batch = plan.batch;
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            let sent = publish_one(addr, &app, &tc_url, &name, &asset, until, batch).await;
+            (name, sent)
+        }));
+    }
+    let mut per_stream = serde_json::Map::new();
+    let mut errors = Vec::new();
+    let mut accept_ms = Vec::new();
+    for task in tasks {
+        match task.await {
+            Ok((name, Ok(sent))) => {
+                accept_ms.push(sent.accept_ms);
+                per_stream.insert(name, serde_json::to_value(sent)?);
+            }
+            Ok((name, Err(e))) => errors.push(format!("{name}: {e}")),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    accept_ms.sort_unstable();
+    let failed = errors.len();
+    errors.truncate(5);
+    println!(
+        "{}",
+        serde_json::json!({
+            "streams": plan.streams,
+            "published": per_stream.len(),
+            "failed": failed,
+            "accept_ms_median": accept_ms.get(accept_ms.len() / 2).copied().unwrap_or(0),
+            "accept_ms_max": accept_ms.last().copied().unwrap_or(0),
+            "errors": errors,
+            "per_stream": per_stream,
+        })
+    );
+    Ok(())
+}
+
+/// Publishes `name`, replaying `asset` in real time until `until`.
+async fn publish_one(
+    addr: SocketAddr,
+    app: &str,
+    tc_url: &str,
+    name: &str,
+    asset: &Arc<Asset>,
+    until: Instant,
+    batch: Duration,
+) -> anyhow::Result<Sent> {
+    let connecting = Instant::now();
+    let mut client = Client::connect(addr, app, tc_url).await?;
+    client.set_chunk_size(4096).await?;
+    client.publish(name).await?;
+    let mut sent = Sent {
+        accept_ms: u64::try_from(connecting.elapsed().as_millis()).unwrap_or(u64::MAX),
+        ..Sent::default()
+    };
+    for header in &asset.headers {
+        client.queue_media(header.kind, 0, &header.body);
+    }
+    client.flush_queued().await?;
+    let start = Instant::now();
+    let mut next = 0u64;
+    loop {
+        let now = Instant::now();
+        if now >= until {
+            break;
+        }
+        let elapsed = u64::try_from(now.duration_since(start).as_millis()).unwrap_or(u64::MAX);
+        loop {
+            let (tag, timestamp) = asset.frame(next);
+            // Frames are due at their timestamp (the replay's clock runs from `start`).
+            let due = (next / asset.frames_per_pass()) * u64::from(asset.loop_ms)
+                + u64::from(tag.timestamp);
+            if due > elapsed {
+                break;
+            }
+            client.queue_media(tag.kind, timestamp, &tag.body);
+            match tag.kind {
+                MediaKind::Video => sent.video_frames += 1,
+                MediaKind::Audio => sent.audio_frames += 1,
+                MediaKind::Data => {}
+            }
+            sent.bytes += tag.body.len() as u64;
+            next += 1;
+        }
+        client.flush_queued().await?;
+        tokio::time::sleep(batch).await;
+    }
+    client.close().await?;
+    Ok(sent)
+}
+
+/// `host:port` and `app` of `rtmp://host:port/app`.
+fn split_rtmp_app(url: &str) -> anyhow::Result<(SocketAddr, String)> {
+    let rest = url
+        .strip_prefix("rtmp://")
+        .context("the URL must start with rtmp://")?;
+    let (host, app) = rest
+        .split_once('/')
+        .context("the URL must be rtmp://host:port/app")?;
+    let app = app.trim_end_matches('/');
+    if app.is_empty() || app.contains('/') {
+        bail!("the URL must be rtmp://host:port/app (one path segment)");
+    }
+    let addr = host
+        .parse()
+        .with_context(|| format!("{host} is not an IP address and port"))?;
+    Ok((addr, app.to_owned()))
 }
 
 async fn viewers(

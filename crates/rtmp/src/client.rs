@@ -339,6 +339,14 @@ impl Client {
         timestamp: u32,
         body: &[u8],
     ) -> Result<(), ClientError> {
+        self.queue_media(kind, timestamp, body);
+        self.flush().await
+    }
+
+    /// Like [`Client::send_media`], but only chunks the message into the output buffer;
+    /// [`Client::flush_queued`] sends what was queued in one write (a load generator sends a
+    /// batch of due frames per wake-up so).
+    pub fn queue_media(&mut self, kind: MediaKind, timestamp: u32, body: &[u8]) {
         let (csid, ty) = match kind {
             MediaKind::Audio => (AUDIO_CSID, type_id::AUDIO),
             MediaKind::Video => (VIDEO_CSID, type_id::VIDEO),
@@ -360,6 +368,10 @@ impl Client {
             self.writer
                 .write(csid, timestamp, ty, self.stream_id, body, &mut self.wbuf);
         }
+    }
+
+    /// Writes everything [`Client::queue_media`] queued.
+    pub async fn flush_queued(&mut self) -> Result<(), ClientError> {
         self.flush().await
     }
 
