@@ -3,6 +3,7 @@
 //! snapshot.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -34,26 +35,49 @@ pub struct RecorderStatus {
 /// Shared by the recorders and their readers. Cheap to clone.
 #[derive(Clone, Debug, Default)]
 pub struct StatusBoard {
-    inner: Arc<Mutex<HashMap<StreamKey, RecorderStatus>>>,
+    inner: Arc<Mutex<HashMap<StreamKey, Posted>>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Posted {
+    /// The recorder task that posted it: a stream's next recorder may start before the last
+    /// one has finished leaving, and the leaving one must not take the newcomer's entry away.
+    owner: u64,
+    status: RecorderStatus,
+}
+
+static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
+
+/// A new recorder's name on the board.
+pub(crate) fn new_owner() -> u64 {
+    NEXT_OWNER.fetch_add(1, Ordering::Relaxed)
 }
 
 impl StatusBoard {
-    fn lock(&self) -> MutexGuard<'_, HashMap<StreamKey, RecorderStatus>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<StreamKey, Posted>> {
         // The map holds no invariant a panicking holder could break.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn post(&self, key: &StreamKey, status: RecorderStatus) {
-        self.lock().insert(key.clone(), status);
+    pub(crate) fn post(&self, key: &StreamKey, owner: u64, status: RecorderStatus) {
+        self.lock().insert(key.clone(), Posted { owner, status });
     }
 
-    pub(crate) fn remove(&self, key: &StreamKey) {
-        self.lock().remove(key);
+    /// Removes `owner`'s entry for `key`, if the entry is still its own.
+    pub(crate) fn remove(&self, key: &StreamKey, owner: u64) {
+        let mut board = self.lock();
+        if board.get(key).is_some_and(|p| p.owner == owner) {
+            board.remove(key);
+        }
     }
 
     /// Every stream with a recorder, and its status.
     pub fn snapshot(&self) -> Vec<(StreamKey, RecorderStatus)> {
-        let mut all: Vec<_> = self.lock().iter().map(|(k, s)| (k.clone(), *s)).collect();
+        let mut all: Vec<_> = self
+            .lock()
+            .iter()
+            .map(|(k, p)| (k.clone(), p.status))
+            .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
     }
@@ -144,14 +168,19 @@ mod tests {
             state: RecordState::Recording,
             recording: Some(1),
         };
-        board.post(&key("b"), idle);
-        board.post(&key("a"), idle);
-        board.post(&key("a"), recording);
+        let (first, second) = (new_owner(), new_owner());
+        board.post(&key("b"), first, idle);
+        board.post(&key("a"), first, idle);
+        board.post(&key("a"), first, recording);
         assert_eq!(
             board.snapshot(),
             vec![(key("a"), recording), (key("b"), idle)]
         );
-        board.remove(&key("a"));
+        board.remove(&key("a"), first);
         assert_eq!(board.snapshot(), vec![(key("b"), idle)]);
+        // A stream's next recorder posted before the last one left: its entry stays.
+        board.post(&key("b"), second, recording);
+        board.remove(&key("b"), first);
+        assert_eq!(board.snapshot(), vec![(key("b"), recording)]);
     }
 }

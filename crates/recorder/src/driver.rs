@@ -119,8 +119,9 @@ pub(crate) struct Driver {
     /// The on-demand answer's formats for the current publish session.
     session_formats: Option<SessionFormats>,
     question: Option<Question>,
-    /// What was last posted to the status board.
+    /// What was last posted to the status board, and this recorder's name there.
     posted: Option<(crate::machine::State, Option<u64>)>,
+    board_owner: u64,
 }
 
 /// The machine's config for a stream published with `publish` (its URL decides OnDemand = 2).
@@ -181,6 +182,7 @@ impl Driver {
             session_formats: None,
             question: None,
             posted: None,
+            board_owner: crate::board::new_owner(),
         }
     }
 
@@ -238,7 +240,7 @@ impl Driver {
         }
         // Whatever is still open is finalized (shutdown, or the supervisor went away).
         self.step(Event::ShutdownRequested, None).await;
-        self.deps.board.remove(&self.key);
+        self.deps.board.remove(&self.key, self.board_owner);
     }
 
     /// Posts the machine's state to the status board when it changed.
@@ -249,7 +251,7 @@ impl Driver {
         }
         self.posted = Some(now);
         let status = crate::board::status_of(now.0, now.1, Instant::now(), SystemTime::now());
-        self.deps.board.post(&self.key, status);
+        self.deps.board.post(&self.key, self.board_owner, status);
     }
 
     /// Returns `true` when the recorder should stop.
