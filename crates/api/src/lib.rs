@@ -130,11 +130,10 @@ pub struct ApiState {
     pub recent: Arc<RecentEvents>,
 }
 
-/// The API port's routes: `/vod/…` playback of recordings, `GET /metrics` (Prometheus text:
-/// the upload backlog of every configured storage target), `GET /{AppName}/{StreamName}.flv`
-/// live HTTP-FLV; every other path and method reach
-/// the OpenAPI handler, which answers `InvalidApi.NotFound` for anything but `GET /` and
-/// `POST /`.
+/// The API port's routes: `/vod/…` playback of recordings, `GET /metrics` (Prometheus text,
+/// [`metrics`]), `GET /{AppName}/{StreamName}.flv` live HTTP-FLV, `/ui/` the dashboard and its
+/// JSON API ([`ui`]); every other path and method reach the OpenAPI handler, which answers
+/// `InvalidApi.NotFound` for anything but `GET /` and `POST /`.
 pub fn router(state: Arc<ApiState>) -> axum::Router {
     handler::router(state)
 }
