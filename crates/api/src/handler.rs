@@ -121,14 +121,27 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     // Whatever an action logs carries the request's id.
     let span = tracing::info_span!("api", request_id = %request_id);
     let result = tracing::Instrument::instrument(process(&shared, request, &mut trace), span).await;
+    let format = trace.format;
+    answer(&shared, format, request_id, &trace, result, started)
+}
+
+/// The response to one request, logged once (the single log point of every API request).
+fn answer(
+    shared: &Shared,
+    format: Format,
+    request_id: String,
+    trace: &Trace,
+    result: Result<Object, ApiError>,
+    started: Instant,
+) -> Response {
     let response = ApiResponse {
-        format: trace.format,
+        format,
         request_id,
         host_id: shared.state.settings.host_id.clone(),
         action: trace.action.map(Action::name),
         result,
     };
-    log(&response, &trace, started.elapsed());
+    log(&response, trace, started.elapsed());
     response.into_response()
 }
 
@@ -285,15 +298,7 @@ pub(crate) async fn ui_action(shared: &Shared, key_id: &str, body: &[u8]) -> Res
         actions::dispatch(action, &params, &shared.state).await
     };
     let result = tracing::Instrument::instrument(run, span).await;
-    let response = ApiResponse {
-        format: Format::Json,
-        request_id,
-        host_id: shared.state.settings.host_id.clone(),
-        action: trace.action.map(Action::name),
-        result,
-    };
-    log(&response, &trace, started.elapsed());
-    response.into_response()
+    answer(shared, Format::Json, request_id, &trace, result, started)
 }
 
 impl Shared {

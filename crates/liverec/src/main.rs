@@ -16,7 +16,6 @@ mod telemetry;
 mod viewers;
 mod workers;
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -215,14 +214,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Status { remote, json } => block_on(async move {
             let overview = remote.login().await?.overview().await?;
-            let mut out = std::io::stdout().lock();
-            if json {
-                serde_json::to_writer_pretty(&mut out, &overview)?;
-                writeln!(out)?;
-            } else {
-                remote::write_status(&overview, &mut out)?;
-            }
-            Ok(())
+            remote::print(&overview, json, |out| remote::write_status(&overview, out))
         }),
         Cmd::Recordings {
             action:
@@ -250,14 +242,7 @@ fn main() -> anyhow::Result<()> {
                 .await?
                 .recordings(&domain.to_ascii_lowercase(), &app, &stream, from, to)
                 .await?;
-            let mut out = std::io::stdout().lock();
-            if json {
-                serde_json::to_writer_pretty(&mut out, &items)?;
-                writeln!(out)?;
-            } else {
-                remote::write_recordings(&items, &mut out)?;
-            }
-            Ok(())
+            remote::print(&items, json, |out| remote::write_recordings(&items, out))
         }),
         Cmd::Notify {
             config,

@@ -224,6 +224,22 @@ fn secs_text(s: f64) -> String {
     }
 }
 
+/// Prints `value` to stdout as JSON with `json`, else as `table` writes it.
+pub fn print(
+    value: &impl serde::Serialize,
+    json: bool,
+    table: impl FnOnce(&mut std::io::StdoutLock<'static>) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, value)?;
+        writeln!(out)?;
+    } else {
+        table(&mut out)?;
+    }
+    Ok(())
+}
+
 /// The overview as a table: one line per stream, then storage and callbacks.
 pub fn write_status(overview: &Value, out: &mut impl Write) -> std::io::Result<()> {
     let streams = overview["streams"].as_array().cloned().unwrap_or_default();
